@@ -1,0 +1,151 @@
+//! One stage from its first attempt to its last: timeout per attempt, retry condition over the
+//! attempt's `output`, backoff between attempts (honouring Retry-After).
+
+use std::time::Instant;
+
+use fm_expr::{is_truthy, Value};
+
+use crate::component::{ErrorKind, StageContext, StageError};
+use crate::events::{EventKind, LogLevel};
+use crate::exec::emit::Emitter;
+use crate::exec::scope::{OverlayScope, RunScope, RunShared};
+use crate::model::Stage;
+
+/// How a stage ended after all its attempts.
+pub enum Settled {
+    Succeeded { output: Value, attempts: u32 },
+    Failed { error: StageError, attempts: u32 },
+}
+
+pub struct AttemptEnv<'a, 'p> {
+    pub shared: &'a RunShared<'p>,
+    pub emitter: &'a Emitter<'a>,
+    pub dry_run: bool,
+    pub artifacts_dir: Option<&'a std::path::Path>,
+}
+
+pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
+    let policy = stage.retry.as_ref();
+    let max = policy.map_or(1, |p| p.max_attempts.max(1));
+    let scope = RunScope { shared: env.shared };
+    let id = stage.id.as_str();
+    let emit_log = |level: LogLevel, message: String, data: Option<Value>| {
+        env.emitter.emit(EventKind::Log {
+            stage: Some(id.to_owned()),
+            level,
+            message,
+            data,
+        });
+    };
+    let emit_warning = |message: String| {
+        env.emitter.emit(EventKind::Warning {
+            stage: Some(id.to_owned()),
+            message,
+        });
+    };
+    let mut attempt = 1;
+    loop {
+        env.emitter.emit(EventKind::StageStarted {
+            stage: id.to_owned(),
+            attempt,
+            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        });
+        let cx = StageContext {
+            run_id: &env.shared.run_id,
+            pipeline: env.shared.pipeline,
+            stage_id: id,
+            attempt,
+            scope: &scope,
+            dry_run: env.dry_run,
+            artifacts_dir: env.artifacts_dir,
+            emit_log: &emit_log,
+            emit_warning: &emit_warning,
+        };
+        let began = Instant::now();
+        let result = match stage.timeout {
+            Some(limit) => match tokio::time::timeout(limit, stage.runtime.execute(&cx)).await {
+                Ok(r) => r,
+                Err(_) => Err(StageError::new(
+                    ErrorKind::Timeout,
+                    format!("stage '{id}' timed out after {} ms (its 'timeout')", limit.as_millis()),
+                )),
+            },
+            None => stage.runtime.execute(&cx).await,
+        };
+        let _ = began;
+
+        // Decide: done, or another attempt (and why).
+        let (reason, failure) = match result {
+            Ok(output) => match policy.and_then(|p| p.condition.as_ref()) {
+                None => return Settled::Succeeded { output, attempts: attempt },
+                Some(cond) => match condition_holds(cond, &scope, &output) {
+                    Ok(false) => return Settled::Succeeded { output, attempts: attempt },
+                    Ok(true) => (
+                        format!("retry condition {} holds", cond.source()),
+                        StageError::new(
+                            ErrorKind::RetryExhausted,
+                            format!(
+                                "retry condition {} still held after {attempt} attempt{}",
+                                cond.source(),
+                                if attempt == 1 { "" } else { "s" }
+                            ),
+                        )
+                        .with_output(output),
+                    ),
+                    Err(e) => return Settled::Failed { error: e, attempts: attempt },
+                },
+            },
+            Err(error) => {
+                if !error.retryable {
+                    return Settled::Failed { error, attempts: attempt };
+                }
+                // A failed attempt with a recorded output (an HTTP reply with a bad status) is
+                // retried only if the retry condition, when there is one, holds for it.
+                if let (Some(cond), Some(out)) = (policy.and_then(|p| p.condition.as_ref()), &error.output) {
+                    match condition_holds(cond, &scope, out) {
+                        Ok(true) => {}
+                        Ok(false) => return Settled::Failed { error, attempts: attempt },
+                        Err(e) => return Settled::Failed { error: e, attempts: attempt },
+                    }
+                }
+                (error.message.clone(), error)
+            }
+        };
+        if attempt >= max {
+            let mut error = failure;
+            if max > 1 && error.kind != ErrorKind::RetryExhausted {
+                error.message = format!("{} (gave up after {attempt} attempts)", error.message);
+            }
+            return Settled::Failed { error, attempts: attempt };
+        }
+        let mut delay = policy.map(|p| p.delay_before(attempt + 1)).unwrap_or_default();
+        if let Some(ms) = failure.retry_after_ms {
+            delay = delay.max(std::time::Duration::from_millis(ms));
+        }
+        env.emitter.emit(EventKind::StageRetrying {
+            stage: id.to_owned(),
+            attempt,
+            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            reason,
+            output: failure.output.clone(),
+        });
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
+fn condition_holds(cond: &fm_expr::Template, scope: &RunScope<'_, '_>, output: &Value) -> Result<bool, StageError> {
+    let overlay = OverlayScope {
+        parent: scope,
+        name: "output",
+        value: output,
+    };
+    cond.render(&overlay).map(|v| is_truthy(&v)).map_err(|e| {
+        StageError::new(
+            ErrorKind::Template,
+            format!("retry condition failed to evaluate: {}", e.render()),
+        )
+        .retryable(false)
+        .with_output(output.clone())
+    })
+}

@@ -1,0 +1,252 @@
+//! Running a compiled pipeline: input checks, secrets, preflight, the driver, the run's output.
+
+mod attempt;
+mod driver;
+mod emit;
+pub mod scope;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use fm_expr::Value;
+use serde_json::Map;
+use tokio::sync::watch;
+
+use crate::events::{EventKind, EventSink, RunError};
+use crate::model::{OutputSpec, Pipeline};
+use crate::record::{RecordBuilder, RunRecord};
+use crate::secrets::{SecretSource, Secrets};
+use crate::state::RunStatus;
+
+pub use emit::redact;
+pub use scope::OverlayScope;
+
+/// How to run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Generated when `None`.
+    pub run_id: Option<String>,
+    /// At most this many stages execute at once.
+    pub concurrency: usize,
+    /// The whole run's time limit.
+    pub timeout: Option<Duration>,
+    pub dry_run: bool,
+    pub artifacts_dir: Option<PathBuf>,
+    pub cancel: CancelSignal,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            run_id: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            timeout: None,
+            dry_run: false,
+            artifacts_dir: None,
+            cancel: CancelSignal::new(),
+        }
+    }
+}
+
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// Cancels a run from outside (Ctrl-C, an API call). Cloneable; cancelling is idempotent.
+#[derive(Clone, Debug)]
+pub struct CancelSignal {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Default for CancelSignal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CancelSignal {
+    pub fn new() -> Self {
+        CancelSignal {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    pub fn cancel(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    pub async fn cancelled(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// Why a run could not start. Nothing was executed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the input does not match the pipeline's input schema:\n{}", .0.join("\n"))]
+    InvalidInput(Vec<String>),
+    #[error("missing secrets: {}. Put them in the --secrets file (JSON or KEY=value lines) or set environment variables of the same names", .0.join(", "))]
+    MissingSecrets(Vec<String>),
+    #[error("stage '{stage}' cannot run: {message}")]
+    Preflight { stage: String, message: String },
+}
+
+/// Fills JSON-Schema `default`s into the input (objects, recursively), then validates it,
+/// listing every violation.
+pub fn prepare_input(p: &Pipeline, mut input: Value) -> Result<Value, StartError> {
+    let Some(schema) = &p.input_schema else {
+        return Ok(input);
+    };
+    apply_defaults(&schema.raw, &mut input);
+    let errors: Vec<String> = schema
+        .validator
+        .iter_errors(&input)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { "input".to_owned() } else { format!("input{}", at.replace('/', ".")) };
+            format!("  - {at}: {e}")
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(input)
+    } else {
+        Err(StartError::InvalidInput(errors))
+    }
+}
+
+fn apply_defaults(schema: &Value, value: &mut Value) {
+    let (Some(props), Value::Object(obj)) = (schema.get("properties").and_then(Value::as_object), value) else {
+        return;
+    };
+    for (k, sub) in props {
+        if !obj.contains_key(k) {
+            if let Some(d) = sub.get("default") {
+                obj.insert(k.clone(), d.clone());
+            }
+        }
+        if let Some(child) = obj.get_mut(k) {
+            apply_defaults(sub, child);
+        }
+    }
+}
+
+/// Everything a run needs besides the pipeline and input, resolved before it starts.
+pub struct Prepared {
+    pub input: Value,
+    pub secrets: Secrets,
+    pub env: BTreeMap<String, String>,
+}
+
+/// Input defaults and validation, secrets (only the referenced names), env, component preflight.
+pub fn prepare(p: &Pipeline, input: Value, source: &SecretSource) -> Result<Prepared, StartError> {
+    let input = prepare_input(p, input)?;
+    let secrets = source.resolve(&p.secrets).map_err(StartError::MissingSecrets)?;
+    let env = p
+        .env
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+        .collect();
+    for s in &p.stages {
+        s.runtime.preflight().map_err(|message| StartError::Preflight {
+            stage: s.id.clone(),
+            message,
+        })?;
+    }
+    Ok(Prepared { input, secrets, env })
+}
+
+/// Runs a prepared pipeline to the end. Every state change goes to `sink`; the returned record
+/// is the fold of those same events.
+pub async fn run(p: &Pipeline, prepared: Prepared, opts: RunOptions, sink: &dyn EventSink) -> RunRecord {
+    let started = Instant::now();
+    let run_id = opts.run_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let builder = Mutex::new(RecordBuilder::new(p));
+    let fan = |e: &crate::events::Event| {
+        if let Ok(mut b) = builder.lock() {
+            b.apply(e);
+        }
+        sink.emit(e);
+    };
+    let emitter = emit::Emitter::new(&fan, prepared.secrets.redactor().clone(), started);
+    emitter.emit(EventKind::RunStarted {
+        run_id: run_id.clone(),
+        pipeline: p.name.clone(),
+        started_at: started_at.clone(),
+        input: prepared.input.clone(),
+        dry_run: opts.dry_run,
+    });
+    let shared = scope::RunShared {
+        run_id,
+        pipeline: &p.name,
+        started_at_rfc3339: started_at,
+        started,
+        input: prepared.input,
+        index: &p.index,
+        views: (0..p.stages.len()).map(|_| OnceLock::new()).collect(),
+        provisional: (0..p.stages.len()).map(|_| Mutex::new(None)).collect(),
+        secrets: prepared.secrets,
+        env: prepared.env,
+    };
+    let env = attempt::AttemptEnv {
+        shared: &shared,
+        emitter: &emitter,
+        dry_run: opts.dry_run,
+        artifacts_dir: opts.artifacts_dir.as_deref(),
+    };
+    let deadline = opts.timeout.map(|t| started + t);
+    let result = driver::Driver::new(p, &env, &emitter, opts.concurrency)
+        .run(deadline, &opts.cancel)
+        .await;
+
+    let (status, output, error) = match result.status {
+        RunStatus::Succeeded => match evaluate_output(p, &shared) {
+            Ok(out) => (RunStatus::Succeeded, Some(out), None),
+            Err(message) => (
+                RunStatus::Failed,
+                None,
+                Some(RunError {
+                    stage: None,
+                    kind: "output".into(),
+                    message,
+                }),
+            ),
+        },
+        other => (other, None, result.error),
+    };
+    emitter.emit(EventKind::RunFinished {
+        status,
+        output,
+        error,
+        duration_ms: shared.elapsed_ms(),
+    });
+    drop(emitter);
+    match builder.into_inner() {
+        Ok(b) => b.finish(),
+        Err(poisoned) => poisoned.into_inner().finish(),
+    }
+}
+
+fn evaluate_output(p: &Pipeline, shared: &scope::RunShared<'_>) -> Result<Value, String> {
+    let view_output = |i: usize| shared.views[i].get().and_then(|v| v.output.clone());
+    match &p.output {
+        OutputSpec::Template(t) => t
+            .render(&scope::RunScope { shared })
+            .map_err(|e| format!("the pipeline's output could not be evaluated: {e}")),
+        OutputSpec::Stage(i) => Ok(view_output(*i).unwrap_or(Value::Null)),
+        OutputSpec::TerminalStages => {
+            let mut out = Map::new();
+            for i in p.terminal_stages() {
+                if let Some(v) = view_output(i) {
+                    out.insert(p.stages[i].id.clone(), v);
+                }
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The pipeline model: reading a file, validating and compiling it.
+
+pub mod compile;
+pub mod graph;
+pub mod path;
+pub mod pipeline;
+pub mod reader;
+pub mod source;
+pub mod stage_fields;
+pub mod value_template;
+
+pub use compile::{compile, CompileOptions};
+pub use pipeline::*;
+pub use reader::{ConfigReader, StageRefRole};
+pub use source::Source;
+pub use value_template::ValueTemplate;
