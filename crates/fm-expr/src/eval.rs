@@ -83,138 +83,166 @@ impl<'a> Eval<'a> {
         Ok(())
     }
 
+    /// Evaluate one node. Each kind is handled in its own function: in
+    /// unoptimized builds a function's frame holds all of its locals, and
+    /// this one is on the stack once per tree level.
     pub(crate) fn eval(&mut self, e: &'a Expr) -> Result<V<'a>, Error> {
         self.tick(1, e.span)?;
         match &e.kind {
             ExprKind::Literal(v) => Ok(Cow::Borrowed(v)),
             ExprKind::Path(p) => self.path(p, e.span),
-            ExprKind::List(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    out.push(self.eval(item)?.into_owned());
-                }
-                Ok(Cow::Owned(Value::Array(out)))
-            }
-            ExprKind::Object(pairs) => {
-                let mut out = Map::with_capacity(pairs.len());
-                for (k, v) in pairs {
-                    let key = match self.eval(k)? {
-                        Cow::Owned(Value::String(s)) => s,
-                        Cow::Borrowed(Value::String(s)) => s.clone(),
-                        other => {
-                            return Err(self.err(
-                                ErrorKind::Type,
-                                format!("object keys must be strings, got {}", a_type_name(&other)),
-                                k.span,
-                            ))
-                        }
-                    };
-                    let value = self.eval(v)?.into_owned();
-                    out.insert(key, value);
-                }
-                Ok(Cow::Owned(Value::Object(out)))
-            }
-            ExprKind::Unary(op, inner) => {
-                let v = self.eval(inner)?;
-                match op {
-                    UnaryOp::Not => Ok(Cow::Owned(Value::Bool(!is_truthy(&v)))),
-                    UnaryOp::Pos | UnaryOp::Neg => {
-                        let Some(n) = Num::of(&v) else {
-                            return Err(self.err(
-                                ErrorKind::Type,
-                                format!(
-                                    "unary '{}' needs a number, got {}",
-                                    if *op == UnaryOp::Neg { "-" } else { "+" },
-                                    a_type_name(&v)
-                                ),
-                                e.span,
-                            ));
-                        };
-                        if *op == UnaryOp::Pos {
-                            return Ok(v);
-                        }
-                        let neg = match n {
-                            Num::Int(i) => i.checked_neg().map_or(Num::Float(-(i as f64)), Num::Int),
-                            Num::Float(f) => Num::Float(-f),
-                        };
-                        self.number(neg, e.span)
-                    }
-                }
-            }
-            ExprKind::Binary(op, a, b) => {
-                let av = self.eval(a)?;
-                let bv = self.eval(b)?;
-                ops::binary(self, *op, av, bv, e.span)
-            }
-            ExprKind::And(a, b) => {
-                let av = self.eval(a)?;
-                if is_truthy(&av) {
-                    self.eval(b)
-                } else {
-                    Ok(av)
-                }
-            }
-            ExprKind::Or(a, b) => {
-                let av = self.eval(a)?;
-                if is_truthy(&av) {
-                    Ok(av)
-                } else {
-                    self.eval(b)
-                }
-            }
-            ExprKind::Cond { cond, then, otherwise } => {
-                let c = self.eval(cond)?;
-                if is_truthy(&c) {
-                    self.eval(then)
-                } else {
-                    match otherwise {
-                        Some(o) => self.eval(o),
-                        None => Ok(Cow::Owned(Value::Null)),
-                    }
-                }
-            }
+            ExprKind::List(items) => self.list(items),
+            ExprKind::Object(pairs) => self.object(pairs),
+            ExprKind::Unary(op, inner) => self.unary(*op, inner, e.span),
+            ExprKind::Binary(op, a, b) => self.binary(*op, a, b, e.span),
+            ExprKind::And(a, b) => self.and_or(a, b, true),
+            ExprKind::Or(a, b) => self.and_or(a, b, false),
+            ExprKind::Cond { cond, then, otherwise } => self.cond(cond, then, otherwise.as_deref()),
             ExprKind::Test {
                 operand,
                 test,
                 negated,
                 args,
-            } => {
-                let result = if test.guards {
-                    // `is defined` / `is undefined`: absence is the answer, not an error.
-                    let defined = match self.eval(operand) {
-                        Ok(_) => true,
-                        Err(err) if err.kind == ErrorKind::Undefined => false,
-                        Err(err) => return Err(err),
-                    };
-                    defined == (test.name == "defined")
-                } else {
-                    let v = self.eval(operand)?;
-                    let mut vals = Vec::with_capacity(args.len());
-                    for a in args {
-                        vals.push(self.eval(a)?);
-                    }
-                    (test.func)(self, &v, &vals, e.span)?
-                };
-                Ok(Cow::Owned(Value::Bool(result != *negated)))
-            }
+            } => self.test(operand, test, *negated, args, e.span),
             ExprKind::Filter {
                 operand,
                 filter,
                 args,
                 name_span,
-            } => {
-                if filter.sig.name == "default" {
-                    return filters::default(self, operand, args, e.span);
-                }
-                let input = self.eval(operand)?;
-                let call = self.call_args(args, name_span.to(e.span))?;
-                (filter.func)(self, input, &call)
-            }
+            } => self.filter(operand, filter, args, name_span.to(e.span)),
             ExprKind::Call { func, args } => {
                 let call = self.call_args(args, e.span)?;
                 (func.func)(self, &call)
             }
         }
+    }
+
+    fn list(&mut self, items: &'a [Expr]) -> Result<V<'a>, Error> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(self.eval(item)?.into_owned());
+        }
+        Ok(Cow::Owned(Value::Array(out)))
+    }
+
+    fn object(&mut self, pairs: &'a [(Expr, Expr)]) -> Result<V<'a>, Error> {
+        let mut out = Map::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let key = match self.eval(k)? {
+                Cow::Owned(Value::String(s)) => s,
+                Cow::Borrowed(Value::String(s)) => s.clone(),
+                other => {
+                    return Err(self.err(
+                        ErrorKind::Type,
+                        format!("object keys must be strings, got {}", a_type_name(&other)),
+                        k.span,
+                    ))
+                }
+            };
+            let value = self.eval(v)?.into_owned();
+            out.insert(key, value);
+        }
+        Ok(Cow::Owned(Value::Object(out)))
+    }
+
+    fn unary(&mut self, op: UnaryOp, inner: &'a Expr, span: Span) -> Result<V<'a>, Error> {
+        let v = self.eval(inner)?;
+        self.apply_unary(op, v, span)
+    }
+
+    fn apply_unary(&mut self, op: UnaryOp, v: V<'a>, span: Span) -> Result<V<'a>, Error> {
+        if op == UnaryOp::Not {
+            return Ok(Cow::Owned(Value::Bool(!is_truthy(&v))));
+        }
+        let Some(n) = Num::of(&v) else {
+            return Err(self.err(
+                ErrorKind::Type,
+                format!(
+                    "unary '{}' needs a number, got {}",
+                    if op == UnaryOp::Neg { "-" } else { "+" },
+                    a_type_name(&v)
+                ),
+                span,
+            ));
+        };
+        if op == UnaryOp::Pos {
+            return Ok(v);
+        }
+        let neg = match n {
+            Num::Int(i) => i.checked_neg().map_or(Num::Float(-(i as f64)), Num::Int),
+            Num::Float(f) => Num::Float(-f),
+        };
+        self.number(neg, span)
+    }
+
+    fn binary(&mut self, op: crate::ast::BinOp, a: &'a Expr, b: &'a Expr, span: Span) -> Result<V<'a>, Error> {
+        let av = self.eval(a)?;
+        let bv = self.eval(b)?;
+        ops::binary(self, op, av, bv, span)
+    }
+
+    /// `and` / `or` return an operand, like Python and Jinja.
+    fn and_or(&mut self, a: &'a Expr, b: &'a Expr, is_and: bool) -> Result<V<'a>, Error> {
+        let av = self.eval(a)?;
+        if is_truthy(&av) == is_and {
+            self.eval(b)
+        } else {
+            Ok(av)
+        }
+    }
+
+    fn cond(&mut self, cond: &'a Expr, then: &'a Expr, otherwise: Option<&'a Expr>) -> Result<V<'a>, Error> {
+        let c = self.eval(cond)?;
+        if is_truthy(&c) {
+            self.eval(then)
+        } else {
+            match otherwise {
+                Some(o) => self.eval(o),
+                None => Ok(Cow::Owned(Value::Null)),
+            }
+        }
+    }
+
+    fn test(
+        &mut self,
+        operand: &'a Expr,
+        test: &'static crate::predicates::TestSpec,
+        negated: bool,
+        args: &'a [Expr],
+        span: Span,
+    ) -> Result<V<'a>, Error> {
+        let result = if test.guards {
+            // `is defined` / `is undefined`: absence is the answer, not an error.
+            let defined = match self.eval(operand) {
+                Ok(_) => true,
+                Err(err) if err.kind == ErrorKind::Undefined => false,
+                Err(err) => return Err(err),
+            };
+            defined == (test.name == "defined")
+        } else {
+            let v = self.eval(operand)?;
+            let mut vals = Vec::with_capacity(args.len());
+            for a in args {
+                vals.push(self.eval(a)?);
+            }
+            (test.func)(self, &v, &vals, span)?
+        };
+        Ok(Cow::Owned(Value::Bool(result != negated)))
+    }
+
+    fn filter(
+        &mut self,
+        operand: &'a Expr,
+        filter: &'static filters::FilterSpec,
+        args: &'a crate::ast::Args,
+        span: Span,
+    ) -> Result<V<'a>, Error> {
+        if filter.sig.name == "default" {
+            return filters::default(self, operand, args, span);
+        }
+        let input = self.eval(operand)?;
+        let call = self.call_args(args, span)?;
+        (filter.func)(self, input, &call)
     }
 
     fn call_args(&mut self, args: &'a crate::ast::Args, span: Span) -> Result<CallArgs<'a>, Error> {

@@ -283,31 +283,38 @@ impl<'s> Parser<'s> {
             self.pos += ntok;
             lhs = match op {
                 Infix::Pipe => self.filter(lhs)?,
-                Infix::Is => {
-                    let t = self.test(lhs)?;
-                    self.no_chain()?;
-                    t
-                }
-                Infix::Or | Infix::And => {
-                    let rhs = self.binary(p + 1)?;
-                    let span = lhs.span.to(rhs.span);
-                    let (a, b) = (Box::new(lhs), Box::new(rhs));
-                    let kind = if matches!(op, Infix::Or) { ExprKind::Or(a, b) } else { ExprKind::And(a, b) };
-                    self.node(kind, span)?
-                }
-                Infix::Bin(b) => {
+                Infix::Is => self.test_unchained(lhs)?,
+                Infix::Or | Infix::And | Infix::Bin(_) => {
                     // `**` is right-associative and its exponent may be negated: `2 ** -1`.
-                    let rhs = if b == BinOp::Pow { self.binary(prec::UNARY)? } else { self.binary(p + 1)? };
-                    let span = lhs.span.to(rhs.span);
-                    let e = self.node(ExprKind::Binary(b, Box::new(lhs), Box::new(rhs)), span)?;
-                    if p == prec::CMP {
-                        self.no_chain()?;
-                    }
-                    e
+                    let rhs_min = if matches!(op, Infix::Bin(BinOp::Pow)) { prec::UNARY } else { p + 1 };
+                    let rhs = self.binary(rhs_min)?;
+                    self.combine(op, p, lhs, rhs)?
                 }
             };
         }
         Ok(lhs)
+    }
+
+    fn test_unchained(&mut self, lhs: Expr) -> PResult {
+        let t = self.test(lhs)?;
+        self.no_chain()?;
+        Ok(t)
+    }
+
+    fn combine(&self, op: Infix, p: u8, lhs: Expr, rhs: Expr) -> PResult {
+        let span = lhs.span.to(rhs.span);
+        let (a, b) = (Box::new(lhs), Box::new(rhs));
+        let kind = match op {
+            Infix::Or => ExprKind::Or(a, b),
+            Infix::And => ExprKind::And(a, b),
+            Infix::Bin(op) => ExprKind::Binary(op, a, b),
+            Infix::Pipe | Infix::Is => return Err(self.err("internal: not a binary operator", span)),
+        };
+        let e = self.node(kind, span)?;
+        if p == prec::CMP {
+            self.no_chain()?;
+        }
+        Ok(e)
     }
 
     fn no_chain(&self) -> Result<(), Error> {
@@ -332,6 +339,10 @@ impl<'s> Parser<'s> {
         self.enter()?;
         let inner = self.binary(level)?;
         self.nesting -= 1;
+        self.unary_node(op, start, inner)
+    }
+
+    fn unary_node(&self, op: UnaryOp, start: Span, inner: Expr) -> PResult {
         let span = start.to(inner.span);
         // Fold `-3` into a literal so `a[-1]` is a static index.
         if let (UnaryOp::Neg, ExprKind::Literal(Value::Number(n))) = (op, &inner.kind) {
@@ -691,7 +702,94 @@ impl<'s> Parser<'s> {
         )
     }
 
+    // Recursive paths (paren, list, object) live in their own small
+    // functions: in unoptimized builds every local of a function occupies its
+    // frame, and these frames stack once per nesting level.
     fn primary(&mut self) -> PResult {
+        match self.peek() {
+            Tok::LParen => self.paren(),
+            Tok::LBracket => self.list_literal(),
+            Tok::LBrace => self.object_literal(),
+            _ => self.atom(),
+        }
+    }
+
+    fn paren(&mut self) -> PResult {
+        let open = self.bump().span;
+        let mut inner = self.expr()?;
+        let close = self.expect(Tok::RParen, "')'")?;
+        inner.span = open.to(close);
+        Ok(inner)
+    }
+
+    fn list_literal(&mut self) -> PResult {
+        let open = self.bump().span;
+        let mut items = Vec::new();
+        loop {
+            if self.eat(&Tok::RBracket) {
+                break;
+            }
+            items.push(self.expr()?);
+            if !self.eat(&Tok::Comma) {
+                self.expect(Tok::RBracket, "',' or ']'")?;
+                break;
+            }
+        }
+        self.fold_list(items, open.to(self.prev_span()))
+    }
+
+    /// All-literal lists are folded so evaluation just borrows them.
+    fn fold_list(&self, items: Vec<Expr>, span: Span) -> PResult {
+        if items.iter().all(|e| matches!(e.kind, ExprKind::Literal(_))) {
+            let vals = items
+                .into_iter()
+                .filter_map(|e| match e.kind {
+                    ExprKind::Literal(v) => Some(v),
+                    _ => None,
+                })
+                .collect();
+            return self.node(ExprKind::Literal(Value::Array(vals)), span);
+        }
+        self.node(ExprKind::List(items), span)
+    }
+
+    fn object_literal(&mut self) -> PResult {
+        let open = self.bump().span;
+        let mut pairs = Vec::new();
+        loop {
+            if self.eat(&Tok::RBrace) {
+                break;
+            }
+            let k = self.expr()?;
+            self.expect(Tok::Colon, "':' after an object key")?;
+            let v = self.expr()?;
+            pairs.push((k, v));
+            if !self.eat(&Tok::Comma) {
+                self.expect(Tok::RBrace, "',' or '}'")?;
+                break;
+            }
+        }
+        self.fold_object(pairs, open.to(self.prev_span()))
+    }
+
+    fn fold_object(&self, pairs: Vec<(Expr, Expr)>, span: Span) -> PResult {
+        let all_lit = pairs.iter().all(|(k, v)| {
+            matches!(k.kind, ExprKind::Literal(Value::String(_))) && matches!(v.kind, ExprKind::Literal(_))
+        });
+        if all_lit {
+            let mut map = Map::new();
+            for (k, v) in pairs {
+                if let (ExprKind::Literal(Value::String(k)), ExprKind::Literal(v)) = (k.kind, v.kind) {
+                    map.insert(k, v);
+                }
+            }
+            return self.node(ExprKind::Literal(Value::Object(map)), span);
+        }
+        self.node(ExprKind::Object(pairs), span)
+    }
+
+    /// A literal or keyword; anything else is an error here.
+    fn atom(&mut self) -> PResult {
         let t = self.bump();
         let lit = |v: Value| Ok(Expr::new(ExprKind::Literal(v), t.span));
         match t.tok {
@@ -704,69 +802,6 @@ impl<'s> Parser<'s> {
                 "null" | "none" | "None" => lit(Value::Null),
                 other => Err(self.err(format!("unexpected keyword '{other}': expected a value"), t.span)),
             },
-            Tok::LParen => {
-                let inner = self.expr()?;
-                let close = self.expect(Tok::RParen, "')'")?;
-                let mut inner = inner;
-                inner.span = t.span.to(close);
-                Ok(inner)
-            }
-            Tok::LBracket => {
-                let mut items = Vec::new();
-                loop {
-                    if self.eat(&Tok::RBracket) {
-                        break;
-                    }
-                    items.push(self.expr()?);
-                    if !self.eat(&Tok::Comma) {
-                        self.expect(Tok::RBracket, "',' or ']'")?;
-                        break;
-                    }
-                }
-                let span = t.span.to(self.prev_span());
-                // All-literal lists are folded so evaluation just borrows them.
-                if items.iter().all(|e| matches!(e.kind, ExprKind::Literal(_))) {
-                    let vals = items
-                        .into_iter()
-                        .filter_map(|e| match e.kind {
-                            ExprKind::Literal(v) => Some(v),
-                            _ => None,
-                        })
-                        .collect();
-                    return self.node(ExprKind::Literal(Value::Array(vals)), span);
-                }
-                self.node(ExprKind::List(items), span)
-            }
-            Tok::LBrace => {
-                let mut pairs = Vec::new();
-                loop {
-                    if self.eat(&Tok::RBrace) {
-                        break;
-                    }
-                    let k = self.expr()?;
-                    self.expect(Tok::Colon, "':' after an object key")?;
-                    let v = self.expr()?;
-                    pairs.push((k, v));
-                    if !self.eat(&Tok::Comma) {
-                        self.expect(Tok::RBrace, "',' or '}'")?;
-                        break;
-                    }
-                }
-                let span = t.span.to(self.prev_span());
-                let all_lit = pairs.iter().all(|(k, v)| {
-                    matches!(k.kind, ExprKind::Literal(Value::String(_))) && matches!(v.kind, ExprKind::Literal(_))
-                });
-                if all_lit {
-                    let mut map = Map::new();
-                    for (k, v) in pairs {
-                        if let (ExprKind::Literal(Value::String(k)), ExprKind::Literal(v)) = (k.kind, v.kind) {
-                            map.insert(k, v);
-                        }
-                    }
-                    return self.node(ExprKind::Literal(Value::Object(map)), span);
-                }
-                self.node(ExprKind::Object(pairs), span)
-            }
             Tok::End => Err(self.err("unexpected end of expression: expected a value", t.span)),
             other => Err(self.err(format!("unexpected {}: expected a value", other.describe()), t.span)),
         }

@@ -2,6 +2,7 @@
 //! result is a pipeline only when there are none.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use fm_expr::{RefRoot, Value};
 use serde_json::Map;
@@ -90,12 +91,18 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
         .collect();
     let mut problems = std::mem::take(&mut cx.problems);
     resolve_stage_refs(&cx, &index, &mut problems);
-    if !problems.is_empty() || stages.iter().any(Option::is_none) {
-        // Still check template references against the ids we know: more problems at once.
+    if ids.iter().any(Option::is_none) {
+        // Without every id the graph cannot be built; check references by name only.
         check_template_refs_by_name(&cx, &index, opts, &mut problems);
         return Err(dedupe(problems));
     }
-    let mut stages: Vec<Stage> = stages.into_iter().flatten().collect();
+    // A stage whose config had problems still takes part in the graph checks (as a
+    // placeholder), so that one run of `fm validate` reports everything.
+    let mut stages: Vec<Stage> = stages
+        .into_iter()
+        .zip(&ids)
+        .map(|(s, id)| s.unwrap_or_else(|| placeholder_stage(id.clone().unwrap_or_default(), &raw_stages, &index)))
+        .collect();
     wire_control(&mut stages, &cx, &index, &mut problems);
 
     let graph = Graph::build(&stages);
@@ -213,7 +220,7 @@ fn compile_stage(
     let position = r.raw("position", &[]).map(|(_, v)| v.clone());
     let component_name = r.required_string("component", &["component_type", "type"]);
     // Recorded in cx.stage_refs; resolved to indexes once every id is known.
-    let _ = r.stage_list("depends_on", &["dependsOn"], StageRefRole::DependsOn);
+    let _ = r.stage_list("depends_on", &[], StageRefRole::DependsOn);
     let timeout = read_duration_ms(&mut r, "timeout");
     let trigger = read_trigger(&mut r);
     let on_error = read_on_error(&mut r);
@@ -298,6 +305,38 @@ fn compile_stage(
         budget,
         position,
     })
+}
+
+/// Stands in for a stage whose config did not compile; never executed (the pipeline is invalid).
+fn placeholder_stage(id: String, raw: &[&Value], index: &HashMap<String, usize>) -> Stage {
+    let component = index
+        .get(&id)
+        .and_then(|&i| raw.get(i))
+        .and_then(|v| v.get("component").or_else(|| v.get("component_type")))
+        .and_then(Value::as_str)
+        .map_or("invalid", |c| match c.replace('-', "_").as_str() {
+            "trycatch" | "try_catch" => "trycatch",
+            "router" => "router",
+            _ => "invalid",
+        });
+    Stage {
+        id,
+        name: None,
+        description: None,
+        component,
+        runtime: Arc::new(crate::control::trycatch::TryCatchRuntime),
+        depends_on: Vec::new(),
+        trigger: Default::default(),
+        on_error: Default::default(),
+        timeout: None,
+        retry: None,
+        idempotent: false,
+        control: Control::None,
+        scope: None,
+        routed_by: Vec::new(),
+        budget: None,
+        position: None,
+    }
 }
 
 fn compile_schema(path: &str, v: &Value, r: &mut ConfigReader<'_, '_>) -> Option<InputSchema> {

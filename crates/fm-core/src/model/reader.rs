@@ -73,6 +73,8 @@ pub struct ConfigReader<'r, 'a> {
     path: String,
     stage: Option<String>,
     known: Vec<&'static str>,
+    /// The preferred spelling of each key asked for (suggestions come from these first).
+    canonical: Vec<&'static str>,
     extra_vars: &'static [&'static str],
     pub cx: &'r mut CompileCx<'a>,
 }
@@ -89,6 +91,7 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
             path: path.into(),
             stage: stage.map(str::to_owned),
             known: Vec::new(),
+            canonical: Vec::new(),
             extra_vars: &[],
             cx,
         }
@@ -129,6 +132,7 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
 
     fn lookup(&mut self, key: &'static str, aliases: &[&'static str]) -> Option<(String, &'r Value)> {
         self.known.push(key);
+        self.canonical.push(key);
         self.known.extend_from_slice(aliases);
         let mut found: Option<(String, &'r Value)> = None;
         for name in std::iter::once(&key).chain(aliases) {
@@ -415,10 +419,12 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
                 child_path(&self.path, key),
                 format!("unknown key '{key}'"),
             );
-            let mut known: Vec<&str> = self.known.to_vec();
+            let mut known: Vec<&str> = self.canonical.to_vec();
             known.sort_unstable();
             known.dedup();
-            p = match did_you_mean(key, known.iter().copied()) {
+            let suggestion = did_you_mean(key, known.iter().copied())
+                .or_else(|| did_you_mean(key, self.known.iter().copied()));
+            p = match suggestion {
                 Some(s) => p.with_hint(format!("did you mean '{s}'?")),
                 None => p.with_hint(format!("known keys here: {}", known.join(", "))),
             };
