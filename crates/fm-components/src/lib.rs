@@ -1,6 +1,7 @@
 //! fm's built-in components, one file each, registered in [`builtin_registry`].
 
 pub mod delay;
+pub mod generator;
 pub mod http;
 pub mod json_transform;
 pub mod logger;
@@ -9,15 +10,24 @@ use std::sync::Arc;
 
 use fm_core::Registry;
 
+pub use generator::{Generator, LlmEnv};
 pub use http::HttpRequest;
 
-/// Every built-in component, including the control-flow ones.
+/// Every built-in component, including the control-flow ones. The generator reads its provider
+/// settings from the process environment, once, here.
 pub fn builtin_registry() -> Registry {
+    registry_with(LlmEnv::from_process_env())
+}
+
+/// [`builtin_registry`] with the generator's provider settings given rather than read from the
+/// environment (tests, `--sandbox`).
+pub fn registry_with(llm_env: LlmEnv) -> Registry {
     let mut r = Registry::new();
     fm_core::register_control(&mut r);
     r.register(Arc::new(HttpRequest::new()));
     r.register(Arc::new(json_transform::JsonTransform));
     r.register(Arc::new(logger::Logger));
+    r.register(Arc::new(Generator::with_env(llm_env)));
     r.register(Arc::new(delay::Delay));
     r
 }

@@ -218,26 +218,26 @@ impl<'s> Parser<'s> {
         let then = self.binary(prec::OR)?;
         let result = if self.eat_kw("if") {
             let cond = self.binary(prec::OR)?;
-            let otherwise = if self.eat_kw("else") {
-                Some(Box::new(self.expr()?))
-            } else {
-                None
-            };
-            let end = otherwise.as_ref().map_or(cond.span, |e| e.span);
-            let span = then.span.to(end);
-            self.node(
-                ExprKind::Cond {
-                    cond: Box::new(cond),
-                    then: Box::new(then),
-                    otherwise,
-                },
-                span,
-            )?
+            let otherwise = if self.eat_kw("else") { Some(self.expr()?) } else { None };
+            self.cond_node(then, cond, otherwise)?
         } else {
             then
         };
         self.nesting -= 1;
         Ok(result)
+    }
+
+    fn cond_node(&self, then: Expr, cond: Expr, otherwise: Option<Expr>) -> PResult {
+        let end = otherwise.as_ref().map_or(cond.span, |e| e.span);
+        let span = then.span.to(end);
+        self.node(
+            ExprKind::Cond {
+                cond: Box::new(cond),
+                then: Box::new(then),
+                otherwise: otherwise.map(Box::new),
+            },
+            span,
+        )
     }
 
     /// The infix operator at the cursor: (kind, precedence, tokens it spans).
@@ -477,11 +477,8 @@ impl<'s> Parser<'s> {
             if self.eat(&Tok::RParen) {
                 return Ok((pos, kw));
             }
-            if let (Tok::Ident(name), Tok::Assign) = (self.peek().clone(), self.peek_at(1)) {
-                let span = self.bump().span;
-                self.pos += 1;
-                let value = self.expr()?;
-                kw.push((name, span, value));
+            if matches!((self.peek(), self.peek_at(1)), (Tok::Ident(_), Tok::Assign)) {
+                kw.push(self.kwarg()?);
             } else {
                 let value = self.expr()?;
                 if !kw.is_empty() {
@@ -496,22 +493,41 @@ impl<'s> Parser<'s> {
         }
     }
 
+    /// `name=value`
+    fn kwarg(&mut self) -> Result<(String, Span, Expr), Error> {
+        let t = self.bump();
+        self.pos += 1;
+        let value = self.expr()?;
+        let name = match t.tok {
+            Tok::Ident(n) => n,
+            _ => String::new(),
+        };
+        Ok((name, t.span, value))
+    }
+
     /// A primary followed by `.key`, `[index]` steps; a bare name becomes a
     /// classified path root, a bare name followed by `(` a function call.
     fn postfix(&mut self) -> PResult {
-        if let Tok::Ident(name) = self.peek().clone() {
-            if !KEYWORDS.contains(&name.as_str()) {
-                let name_span = self.bump().span;
-                if self.peek() == &Tok::LParen {
-                    let call = self.call(&name, name_span)?;
-                    return self.steps_after(call);
-                }
-                let steps = self.steps()?;
-                return self.root_path(name, name_span, steps);
-            }
+        let is_name = matches!(self.peek(), Tok::Ident(n) if !KEYWORDS.contains(&n.as_str()));
+        if is_name {
+            return self.named();
         }
         let primary = self.primary()?;
         self.steps_after(primary)
+    }
+
+    /// A bare name: a function call, or the root of a path.
+    fn named(&mut self) -> PResult {
+        let t = self.bump();
+        let Tok::Ident(name) = t.tok else {
+            return Err(self.err("expected a name", t.span));
+        };
+        if self.peek() == &Tok::LParen {
+            let call = self.call(&name, t.span)?;
+            return self.steps_after(call);
+        }
+        let steps = self.steps()?;
+        self.root_path(name, t.span, steps)
     }
 
     fn steps_after(&mut self, base: Expr) -> PResult {
@@ -532,62 +548,71 @@ impl<'s> Parser<'s> {
     fn steps(&mut self) -> Result<Vec<Step>, Error> {
         let mut steps = Vec::new();
         loop {
-            match self.peek() {
-                Tok::Dot => {
-                    let dot = self.bump().span;
-                    let t = self.bump();
-                    let kind = match t.tok {
-                        Tok::Ident(k) | Tok::StageId(k) => StepKind::Key(k),
-                        Tok::Int(i) => StepKind::Index(i),
-                        other => {
-                            return Err(self.err(
-                                format!("unexpected {}: expected a key name after '.'", other.describe()),
-                                t.span,
-                            ))
-                        }
-                    };
-                    if self.peek() == &Tok::LParen {
-                        let key = match &kind {
-                            StepKind::Key(k) => k.clone(),
-                            _ => String::new(),
-                        };
-                        return Err(self.err(
-                            format!("method calls are not supported: use a filter instead, e.g. `x | {key}`"),
-                            dot.to(t.span),
-                        ));
-                    }
-                    steps.push(Step {
-                        kind,
-                        span: dot.to(t.span),
-                    });
-                }
-                Tok::LBracket => {
-                    let open = self.bump().span;
-                    if self.peek() == &Tok::RBracket {
-                        return Err(self.err_here("expected an index or key inside '[]'"));
-                    }
-                    let index = self.expr()?;
-                    let close = self.expect(Tok::RBracket, "']'")?;
-                    let kind = match index.kind {
-                        ExprKind::Literal(Value::String(s)) => StepKind::Key(s),
-                        ExprKind::Literal(Value::Number(ref n)) if n.as_i64().is_some() => {
-                            StepKind::Index(n.as_i64().unwrap_or(0))
-                        }
-                        _ => StepKind::Dynamic(Box::new(index)),
-                    };
-                    steps.push(Step {
-                        kind,
-                        span: open.to(close),
-                    });
-                }
+            let step = match self.peek() {
+                Tok::Dot => self.dot_step()?,
+                Tok::LBracket => self.bracket_step()?,
                 _ => return Ok(steps),
-            }
+            };
+            steps.push(step);
         }
     }
 
+    /// `.key` or `.0`
+    fn dot_step(&mut self) -> Result<Step, Error> {
+        let dot = self.bump().span;
+        let t = self.bump();
+        let kind = match t.tok {
+            Tok::Ident(k) | Tok::StageId(k) => StepKind::Key(k),
+            Tok::Int(i) => StepKind::Index(i),
+            other => {
+                return Err(self.err(
+                    format!("unexpected {}: expected a key name after '.'", other.describe()),
+                    t.span,
+                ))
+            }
+        };
+        if self.peek() == &Tok::LParen {
+            let key = match &kind {
+                StepKind::Key(k) => k.clone(),
+                _ => String::new(),
+            };
+            return Err(self.err(
+                format!("method calls are not supported: use a filter instead, e.g. `x | {key}`"),
+                dot.to(t.span),
+            ));
+        }
+        Ok(Step {
+            kind,
+            span: dot.to(t.span),
+        })
+    }
+
+    /// `[expr]`; literal strings and integers become static steps.
+    fn bracket_step(&mut self) -> Result<Step, Error> {
+        let open = self.bump().span;
+        if self.peek() == &Tok::RBracket {
+            return Err(self.err_here("expected an index or key inside '[]'"));
+        }
+        let index = self.expr()?;
+        let close = self.expect(Tok::RBracket, "']'")?;
+        Ok(Step {
+            kind: static_step(index),
+            span: open.to(close),
+        })
+    }
+
     fn call(&mut self, name: &str, name_span: Span) -> PResult {
-        let Some(spec) = functions::lookup(name) else {
-            return Err(Error::new(
+        let spec = self.function(name, name_span)?;
+        self.expect(Tok::LParen, "'('")?;
+        let (pos, kw) = self.call_args()?;
+        let span = name_span.to(self.prev_span());
+        let args = spec.sig.bind("function", pos, kw, self.src, span)?;
+        self.node(ExprKind::Call { func: spec, args }, span)
+    }
+
+    fn function(&self, name: &str, name_span: Span) -> Result<&'static functions::FuncSpec, Error> {
+        functions::lookup(name).ok_or_else(|| {
+            Error::new(
                 ErrorKind::UnknownFunction,
                 format!(
                     "unknown function '{name}'{}; functions: {}",
@@ -596,13 +621,8 @@ impl<'s> Parser<'s> {
                 ),
                 self.src,
                 Some(name_span),
-            ));
-        };
-        self.expect(Tok::LParen, "'('")?;
-        let (pos, kw) = self.call_args()?;
-        let span = name_span.to(self.prev_span());
-        let args = spec.sig.bind("function", pos, kw, self.src, span)?;
-        self.node(ExprKind::Call { func: spec, args }, span)
+            )
+        })
     }
 
     /// Classify a bare name and its steps into a path root.
@@ -805,5 +825,14 @@ impl<'s> Parser<'s> {
             Tok::End => Err(self.err("unexpected end of expression: expected a value", t.span)),
             other => Err(self.err(format!("unexpected {}: expected a value", other.describe()), t.span)),
         }
+    }
+}
+
+/// The step for `[index]`: literal strings and integers are static.
+fn static_step(index: Expr) -> StepKind {
+    match index.kind {
+        ExprKind::Literal(Value::String(s)) => StepKind::Key(s),
+        ExprKind::Literal(Value::Number(ref n)) if n.as_i64().is_some() => StepKind::Index(n.as_i64().unwrap_or(0)),
+        _ => StepKind::Dynamic(Box::new(index)),
     }
 }

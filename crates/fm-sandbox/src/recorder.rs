@@ -61,7 +61,11 @@ pub fn system_of(path: &str) -> &'static str {
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// Middleware: buffer the body, record the request, run the handler, record the status.
-pub(crate) async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub(crate) async fn record(
+    State(shared): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.uri().path().starts_with("/_sandbox") {
         return next.run(req).await;
     }
@@ -92,7 +96,9 @@ pub(crate) async fn record(State(shared): State<Arc<Shared>>, req: Request, next
         elapsed_ms: shared.started.elapsed().as_millis() as u64,
         system: system_of(&path).to_string(),
         method: parts.method.to_string(),
-        query: parse_form(parts.uri.query().unwrap_or("")).into_iter().collect(),
+        query: parse_form(parts.uri.query().unwrap_or(""))
+            .into_iter()
+            .collect(),
         path,
         content_type: parts
             .headers
@@ -104,7 +110,13 @@ pub(crate) async fn record(State(shared): State<Arc<Shared>>, req: Request, next
         duration_ms: None,
     };
     let seq = shared.push_request(rec);
-    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    shared.finish_request(seq, resp.status().as_u16(), arrived.elapsed().as_millis() as u64);
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    shared.finish_request(
+        seq,
+        resp.status().as_u16(),
+        arrived.elapsed().as_millis() as u64,
+    );
     resp
 }

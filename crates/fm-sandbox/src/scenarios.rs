@@ -113,7 +113,10 @@ impl std::str::FromStr for Scenario {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Scenario::from_name(s).ok_or_else(|| {
             let names: Vec<&str> = Scenario::all().iter().map(|s| s.name()).collect();
-            format!("unknown scenario {s:?} (expected one of: {})", names.join(", "))
+            format!(
+                "unknown scenario {s:?} (expected one of: {})",
+                names.join(", ")
+            )
         })
     }
 }
@@ -188,8 +191,18 @@ pub(crate) const BAD_DEPLOY_VERSION: &str = "v2.14.0";
 pub(crate) fn fleet(s: Scenario) -> Vec<ServiceSpec> {
     let checkout_deploys: &'static [(u64, &str, &str, &str)] = if s == Scenario::BadDeploy {
         &[
-            (9 * DAY, "v2.13.1", "maria.chen", "Tune checkout retry budget"),
-            (2 * DAY, "v2.13.2", "maria.chen", "Fix rounding of tax lines"),
+            (
+                9 * DAY,
+                "v2.13.1",
+                "maria.chen",
+                "Tune checkout retry budget",
+            ),
+            (
+                2 * DAY,
+                "v2.13.2",
+                "maria.chen",
+                "Fix rounding of tax lines",
+            ),
             (
                 BAD_DEPLOY_AGE_SECS,
                 BAD_DEPLOY_VERSION,
@@ -199,8 +212,18 @@ pub(crate) fn fleet(s: Scenario) -> Vec<ServiceSpec> {
         ]
     } else {
         &[
-            (9 * DAY, "v2.13.1", "maria.chen", "Tune checkout retry budget"),
-            (2 * DAY, "v2.13.2", "maria.chen", "Fix rounding of tax lines"),
+            (
+                9 * DAY,
+                "v2.13.1",
+                "maria.chen",
+                "Tune checkout retry budget",
+            ),
+            (
+                2 * DAY,
+                "v2.13.2",
+                "maria.chen",
+                "Fix rounding of tax lines",
+            ),
         ]
     };
     vec![
@@ -210,9 +233,24 @@ pub(crate) fn fleet(s: Scenario) -> Vec<ServiceSpec> {
             pod: "payment-service-abc123",
             other_pod: "payment-service-def456",
             deploys: &[
-                (24 * DAY, "v2.8.1", "sam.okafor", "Add idempotency keys to refunds"),
-                (10 * DAY, "v2.8.2", "sam.okafor", "Upgrade card-network client"),
-                (3 * DAY, "v2.8.3", "lena.novak", "Batch settlement writes to the ledger"),
+                (
+                    24 * DAY,
+                    "v2.8.1",
+                    "sam.okafor",
+                    "Add idempotency keys to refunds",
+                ),
+                (
+                    10 * DAY,
+                    "v2.8.2",
+                    "sam.okafor",
+                    "Upgrade card-network client",
+                ),
+                (
+                    3 * DAY,
+                    "v2.8.3",
+                    "lena.novak",
+                    "Batch settlement writes to the ledger",
+                ),
             ],
         },
         ServiceSpec {
@@ -239,7 +277,12 @@ pub(crate) fn fleet(s: Scenario) -> Vec<ServiceSpec> {
             other_pod: "notification-service-6b8c-z5k1f",
             deploys: &[
                 (12 * DAY, "v1.9.3", "ana.silva", "Template cache"),
-                (5 * DAY, "v1.9.4", "ana.silva", "Retry partner webhooks with jitter"),
+                (
+                    5 * DAY,
+                    "v1.9.4",
+                    "ana.silva",
+                    "Retry partner webhooks with jitter",
+                ),
             ],
         },
     ]
@@ -251,8 +294,14 @@ pub(crate) fn fleet(s: Scenario) -> Vec<ServiceSpec> {
 /// happening as the sandbox runs.
 pub fn scenario_alert(s: Scenario) -> Value {
     let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    alert_at(s, &crate::time::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(secs)))
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    alert_at(
+        s,
+        &crate::time::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(secs)),
+    )
 }
 
 /// [`scenario_alert`] with a fixed `triggered_at` (used for the files in `inputs/`).
@@ -321,7 +370,10 @@ mod tests {
             assert_eq!(Scenario::from_name(s.name()), Some(*s));
             assert_eq!(s.name().parse::<Scenario>(), Ok(*s));
         }
-        assert_eq!(Scenario::from_name("Connection_Pool"), Some(Scenario::ConnectionPool));
+        assert_eq!(
+            Scenario::from_name("Connection_Pool"),
+            Some(Scenario::ConnectionPool)
+        );
         assert!(Scenario::from_name("nope").is_none());
     }
 

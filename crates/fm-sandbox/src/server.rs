@@ -97,7 +97,11 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            world: Mutex::new(World::new(opts.scenario, opts.recovery_delay, SystemTime::now())),
+            world: Mutex::new(World::new(
+                opts.scenario,
+                opts.recovery_delay,
+                SystemTime::now(),
+            )),
             requests: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(0),
             latencies: opts.latencies,
@@ -115,7 +119,12 @@ impl Sandbox {
                 .await
         });
         tracing::debug!(%addr, scenario = opts.scenario.name(), "fm sandbox listening");
-        Ok(Sandbox { addr, shared, shutdown_tx, task })
+        Ok(Sandbox {
+            addr,
+            shared,
+            shutdown_tx,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:PORT`
@@ -176,7 +185,10 @@ impl Sandbox {
     /// to 2 s for connections to close, then aborts.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
-        if tokio::time::timeout(Duration::from_secs(2), &mut self.task).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
+            .await
+            .is_err()
+        {
             self.task.abort();
         }
     }
@@ -211,7 +223,10 @@ pub fn input_overrides_for(base_url: &str) -> Map<String, Value> {
         "statuspage_api",
         format!("{base}/statuspage/v1/pages/{}", auth::STATUSPAGE_PAGE_ID),
     );
-    put("statuspage_component_id", auth::STATUSPAGE_COMPONENT_ID.to_string());
+    put(
+        "statuspage_component_id",
+        auth::STATUSPAGE_COMPONENT_ID.to_string(),
+    );
     m
 }
 
@@ -227,8 +242,14 @@ pub fn secrets_for(base_url: &str) -> BTreeMap<String, String> {
     put("DEPLOY_TOKEN", auth::DEPLOY_TOKEN.into());
     put("STATUSPAGE_TOKEN", auth::STATUSPAGE_TOKEN.into());
     put("PAGERDUTY_KEY", auth::PAGERDUTY_KEY.into());
-    put("PAGERDUTY_EVENTS_URL", format!("{base}/pagerduty/v2/enqueue"));
-    put("SLACK_WEBHOOK", format!("{base}/slack/webhook/{}", auth::SLACK_WEBHOOK_PATH));
+    put(
+        "PAGERDUTY_EVENTS_URL",
+        format!("{base}/pagerduty/v2/enqueue"),
+    );
+    put(
+        "SLACK_WEBHOOK",
+        format!("{base}/slack/webhook/{}", auth::SLACK_WEBHOOK_PATH),
+    );
     put("OPENAI_API_KEY", auth::OPENAI_API_KEY.into());
     put("OPENAI_BASE_URL", format!("{base}/openai/v1"));
     m
@@ -236,6 +257,9 @@ pub fn secrets_for(base_url: &str) -> BTreeMap<String, String> {
 
 fn router(shared: Arc<Shared>) -> Router {
     crate::apis::routes()
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), recorder::record))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            recorder::record,
+        ))
         .with_state(shared)
 }

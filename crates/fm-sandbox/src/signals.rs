@@ -65,7 +65,11 @@ pub(crate) fn logs(
     for (count, level, main_pod, template) in templates(profile) {
         for i in 0..*count {
             // Most lines from the main pod; "other pod" lines alternate so two pods show up.
-            let pod = if *main_pod || i % 2 == 1 { pods.0 } else { pods.1 };
+            let pod = if *main_pod || i % 2 == 1 {
+                pods.0
+            } else {
+                pods.1
+            };
             let message = template.replace("{n}", &(8800 + i * 7).to_string());
             lines.push((level, pod.to_string(), message));
         }
@@ -76,7 +80,10 @@ pub(crate) fn logs(
     }
     // Interleave the kinds of line deterministically (a fixed stride that is
     // coprime with n), so the newest lines are not all of one kind.
-    let stride = (1..n).rev().find(|s| gcd(*s, n) == 1 && *s * 3 < n * 2).unwrap_or(1);
+    let stride = (1..n)
+        .rev()
+        .find(|s| gcd(*s, n) == 1 && *s * 3 < n * 2)
+        .unwrap_or(1);
     let end = unix_secs(anchor) - 20.0;
     let mut start = unix_secs(anchor) - 25.0 * 60.0;
     if let Some(d) = deploy_at {
@@ -189,7 +196,9 @@ pub(crate) fn metric_value(ctx: &SeriesContext<'_>, metric: &str, t: f64) -> Opt
             Some(d) if t >= d => round(52.0 + (t / 900.0).sin(), 1),
             _ => baseline(metric),
         },
-        (Profile::Unknown, "http_requests_error_ratio") => round(ramp(0.002, 0.4, 1260.0, 1200.0), 4),
+        (Profile::Unknown, "http_requests_error_ratio") => {
+            round(ramp(0.002, 0.4, 1260.0, 1200.0), 4)
+        }
         (_, m) => baseline(m),
     };
     Some(v)
@@ -233,8 +242,14 @@ mod tests {
             deploy_at: None,
             outages: &[],
         };
-        assert_eq!(metric_value(&ctx, "process_memory_percent", 10_000.0 - 7200.0), Some(45.0));
-        assert_eq!(metric_value(&ctx, "process_memory_percent", 10_000.0), Some(94.0));
+        assert_eq!(
+            metric_value(&ctx, "process_memory_percent", 10_000.0 - 7200.0),
+            Some(45.0)
+        );
+        assert_eq!(
+            metric_value(&ctx, "process_memory_percent", 10_000.0),
+            Some(94.0)
+        );
         assert_eq!(metric_value(&ctx, "nope", 10_000.0), None);
         assert_eq!(format_sample(94.0), "94");
         assert_eq!(format_sample(0.002), "0.002");
@@ -244,7 +259,12 @@ mod tests {
     fn oom_logs_are_newest_first_and_in_window() {
         let fleet = fleet(Scenario::Oom);
         let anchor = SystemTime::now();
-        let l = logs(Profile::Oom, (fleet[0].pod, fleet[0].other_pod), anchor, None);
+        let l = logs(
+            Profile::Oom,
+            (fleet[0].pod, fleet[0].other_pod),
+            anchor,
+            None,
+        );
         assert_eq!(l.len(), 27);
         assert!(l.windows(2).all(|w| w[0].ts >= w[1].ts));
         let oom = l

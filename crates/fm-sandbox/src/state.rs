@@ -181,7 +181,11 @@ impl World {
             counters: BTreeMap::new(),
             next_resource_version: 40_000,
             next_id: 1,
-            logs_failures_left: if scenario == Scenario::FlakyContext { 2 } else { 0 },
+            logs_failures_left: if scenario == Scenario::FlakyContext {
+                2
+            } else {
+                0
+            },
         };
         let names: Vec<String> = w.services.keys().cloned().collect();
         for n in names {
@@ -289,7 +293,10 @@ impl World {
             s.recovers_at = Some(now + delay);
             s.fix = Some(kind.name());
         }
-        let elapsed = now.duration_since(started).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let elapsed = now
+            .duration_since(started)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         self.remediations.push(json!({
             "elapsed_ms": elapsed,
             "at": rfc3339(now),
@@ -342,10 +349,20 @@ impl World {
             if let Some(s) = self.services.get_mut(service) {
                 s.recreations += 1;
             }
-            self.remediate(service, FixKind::Recreate, json!({"from": 0, "to": replicas}), now);
+            self.remediate(
+                service,
+                FixKind::Recreate,
+                json!({"from": 0, "to": replicas}),
+                now,
+            );
         }
         if replicas > original && replicas > before {
-            self.remediate(service, FixKind::ScaleOut, json!({"from": before, "to": replicas, "original": original}), now);
+            self.remediate(
+                service,
+                FixKind::ScaleOut,
+                json!({"from": before, "to": replicas, "original": original}),
+                now,
+            );
         } else if before != 0 {
             self.remediations.push(json!({
                 "elapsed_ms": self.elapsed_ms(now),
@@ -365,7 +382,12 @@ impl World {
             s.restarts += 1;
             s.revision += 1;
         }
-        self.remediate(service, FixKind::RollingRestart, json!({"restartedAt": restarted_at}), now);
+        self.remediate(
+            service,
+            FixKind::RollingRestart,
+            json!({"restartedAt": restarted_at}),
+            now,
+        );
     }
 
     /// Deploys of a service, newest first.
@@ -386,7 +408,9 @@ impl World {
         };
         let target = self.deploys[idx].clone();
         if target.status == "rolled_back" {
-            return Err(RollbackError::Conflict(format!("deployment {id} was already rolled back")));
+            return Err(RollbackError::Conflict(format!(
+                "deployment {id} was already rolled back"
+            )));
         }
         let previous = self.deploys[..idx]
             .iter()
@@ -407,7 +431,10 @@ impl World {
             version: previous.version.clone(),
             deployed_at: now,
             author: "fm-sandbox (rollback)".into(),
-            description: format!("Rollback of {} ({}) to {}", target.id, target.version, previous.version),
+            description: format!(
+                "Rollback of {} ({}) to {}",
+                target.id, target.version, previous.version
+            ),
             status: "succeeded".into(),
         };
         self.deploys.push(record.clone());
@@ -481,7 +508,11 @@ impl World {
                 })
             })
             .collect();
-        let deploys: Vec<Value> = self.deploys_for(None).iter().map(|d| d.to_json(now)).collect();
+        let deploys: Vec<Value> = self
+            .deploys_for(None)
+            .iter()
+            .map(|d| d.to_json(now))
+            .collect();
         json!({
             "scenario": self.scenario.name(),
             "incident_service": self.scenario.incident_service(),
@@ -518,18 +549,24 @@ mod tests {
         assert!(w.health("orders-service", now).is_ok());
         w.rolling_restart("payment-service", &json!("2024-01-01T00:00:00Z"), now);
         assert!(w.health("payment-service", now).is_err());
-        assert!(w.health("payment-service", now + Duration::from_secs(3)).is_ok());
+        assert!(w
+            .health("payment-service", now + Duration::from_secs(3))
+            .is_ok());
     }
 
     #[test]
     fn scale_to_zero_is_an_outage_and_scale_out_fixes_the_pool() {
         let (mut w, now) = world(Scenario::ConnectionPool);
         w.set_replicas("orders-service", 0, now);
-        assert!(w.health("orders-service", now).is_err_and(|e| e.contains("0 replicas")));
+        assert!(w
+            .health("orders-service", now)
+            .is_err_and(|e| e.contains("0 replicas")));
         assert_eq!(w.outages.len(), 1);
         w.set_replicas("orders-service", 6, now);
         assert!(w.outages[0].ended.is_some());
-        assert!(w.health("orders-service", now + Duration::from_secs(3)).is_ok());
+        assert!(w
+            .health("orders-service", now + Duration::from_secs(3))
+            .is_ok());
     }
 
     #[test]
@@ -540,14 +577,21 @@ mod tests {
         let r = w.rollback(&newest.id, now).ok().unwrap_or_default();
         assert_eq!(r["to_version"], "v2.13.2");
         assert_eq!(w.services["checkout-service"].version, "v2.13.2");
-        assert!(matches!(w.rollback(&newest.id, now), Err(RollbackError::Conflict(_))));
-        assert!(w.health("checkout-service", now + Duration::from_secs(3)).is_ok());
+        assert!(matches!(
+            w.rollback(&newest.id, now),
+            Err(RollbackError::Conflict(_))
+        ));
+        assert!(w
+            .health("checkout-service", now + Duration::from_secs(3))
+            .is_ok());
     }
 
     #[test]
     fn remediation_fails_never_recovers() {
         let (mut w, now) = world(Scenario::RemediationFails);
         w.rolling_restart("payment-service", &json!("x"), now);
-        assert!(w.health("payment-service", now + Duration::from_secs(3600)).is_err());
+        assert!(w
+            .health("payment-service", now + Duration::from_secs(3600))
+            .is_err());
     }
 }

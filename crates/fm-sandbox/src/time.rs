@@ -183,7 +183,10 @@ pub fn parse_time_expr(s: &str, now: SystemTime) -> Option<SystemTime> {
     if let Some(secs) = parse_rfc3339(s) {
         return Some(from_unix_secs(secs));
     }
-    s.parse::<f64>().ok().filter(|v| v.is_finite()).map(from_unix_secs)
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(from_unix_secs)
 }
 
 /// "3 days", "20 minutes", "2 hours": for evidence strings a human reads.
@@ -214,12 +217,18 @@ mod tests {
     fn rfc3339_round_trip() {
         let t = parse_rfc3339("2024-01-15T03:42:00Z");
         assert_eq!(t, Some(1_705_290_120.0));
-        assert_eq!(rfc3339(from_unix_secs(1_705_290_120.0)), "2024-01-15T03:42:00Z");
+        assert_eq!(
+            rfc3339(from_unix_secs(1_705_290_120.0)),
+            "2024-01-15T03:42:00Z"
+        );
         assert_eq!(
             rfc3339_millis(from_unix_secs(1_705_290_120.25)),
             "2024-01-15T03:42:00.250Z"
         );
-        assert_eq!(parse_rfc3339("2024-01-15T05:42:00.5+02:00"), Some(1_705_290_120.5));
+        assert_eq!(
+            parse_rfc3339("2024-01-15T05:42:00.5+02:00"),
+            Some(1_705_290_120.5)
+        );
         assert_eq!(parse_rfc3339("2024-13-15T05:42:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
     }

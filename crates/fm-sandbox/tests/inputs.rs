@@ -32,15 +32,26 @@ fn scenario_input_files_match_the_code() {
             std::fs::write(&path, serde_json::to_string_pretty(&want).unwrap() + "\n").unwrap();
         }
         let got: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(got, want, "{} is stale; rerun with FM_SANDBOX_WRITE_INPUTS=1", path.display());
+        assert_eq!(
+            got,
+            want,
+            "{} is stale; rerun with FM_SANDBOX_WRITE_INPUTS=1",
+            path.display()
+        );
     }
 }
 
 #[test]
 fn sample_alert_is_the_reference_sample_input() {
-    let got: Value = serde_json::from_str(&std::fs::read_to_string(inputs_dir().join("sample-alert.json")).unwrap()).unwrap();
+    let got: Value = serde_json::from_str(
+        &std::fs::read_to_string(inputs_dir().join("sample-alert.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(got["id"], "incident-12345");
-    assert_eq!(got["payload"]["custom_details"]["pod"], "payment-service-abc123");
+    assert_eq!(
+        got["payload"]["custom_details"]["pod"],
+        "payment-service-abc123"
+    );
     // The oom scenario's alert is the reference's sample, plus original_replicas.
     let oom = scenario_alert_at(Scenario::Oom, "2024-01-15T03:42:00Z");
     assert_eq!(oom["payload"]["summary"], got["payload"]["summary"]);

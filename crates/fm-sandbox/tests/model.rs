@@ -27,22 +27,50 @@ async fn oom_analysis_comes_from_the_evidence() {
     assert_eq!(a["confidence"], "high");
     assert_eq!(a["severity"], "critical");
     assert_eq!(a["simulated"], true);
-    let ev: Vec<&str> = a["supporting_evidence"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    assert!(ev.contains(&"Memory grew from 45% to 94% over 2 hours"), "{ev:?}");
-    assert!(ev.contains(&"14 OutOfMemoryError lines in payment-service-abc123"), "{ev:?}");
-    assert!(ev.contains(&"No recent deploys (last deploy 3 days ago)"), "{ev:?}");
+    let ev: Vec<&str> = a["supporting_evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        ev.contains(&"Memory grew from 45% to 94% over 2 hours"),
+        "{ev:?}"
+    );
+    assert!(
+        ev.contains(&"14 OutOfMemoryError lines in payment-service-abc123"),
+        "{ev:?}"
+    );
+    assert!(
+        ev.contains(&"No recent deploys (last deploy 3 days ago)"),
+        "{ev:?}"
+    );
     for k in ["root_cause", "recommended_action"] {
         assert!(a[k].as_str().unwrap().len() > 10);
     }
 
     // Same alert, same service, different logs: the verdict changes.
     let other = start(Scenario::ConnectionPool).await;
-    let logs: Value = fetch_logs(&other, "orders-service").await.json().await.unwrap();
-    let swapped = triage_prompt("payment-service", "alert", &logs["logs"], &json!(null), &fetch_deploys(&sb, "payment-service").await);
+    let logs: Value = fetch_logs(&other, "orders-service")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let swapped = triage_prompt(
+        "payment-service",
+        "alert",
+        &logs["logs"],
+        &json!(null),
+        &fetch_deploys(&sb, "payment-service").await,
+    );
     let a2 = content_json(&chat(&sb, TRIAGE_SYSTEM, &swapped, json!({})).await);
     assert_eq!(a2["issue_type"], "connection_pool_exhausted");
     assert_eq!(a2["confidence"], "medium", "logs only, metrics null");
-    assert!(a2["supporting_evidence"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().contains("Partial context: metrics")));
+    assert!(a2["supporting_evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.as_str().unwrap().contains("Partial context: metrics")));
     sb.shutdown().await;
     other.shutdown().await;
 }
@@ -50,18 +78,33 @@ async fn oom_analysis_comes_from_the_evidence() {
 #[tokio::test]
 async fn each_scenario_gets_its_verdict() {
     for (scenario, expected, confidence) in [
-        (Scenario::ConnectionPool, "connection_pool_exhausted", "high"),
+        (
+            Scenario::ConnectionPool,
+            "connection_pool_exhausted",
+            "high",
+        ),
         (Scenario::BadDeploy, "bad_deploy", "high"),
         (Scenario::Unknown, "unknown", "low"),
     ] {
         let sb = start(scenario).await;
         let svc = scenario.incident_service();
         let prompt = prompt_for(&sb, svc).await;
-        let a = content_json(&chat(&sb, TRIAGE_SYSTEM, &prompt, json!({"response_format": {"type": "json_object"}})).await);
+        let a = content_json(
+            &chat(
+                &sb,
+                TRIAGE_SYSTEM,
+                &prompt,
+                json!({"response_format": {"type": "json_object"}}),
+            )
+            .await,
+        );
         assert_eq!(a["issue_type"], expected, "{scenario}: {a}");
         assert_eq!(a["confidence"], confidence, "{scenario}: {a}");
         if scenario == Scenario::BadDeploy {
-            assert!(a["recommended_action"].as_str().unwrap().contains("v2.14.0"));
+            assert!(a["recommended_action"]
+                .as_str()
+                .unwrap()
+                .contains("v2.14.0"));
         }
         sb.shutdown().await;
     }
@@ -83,7 +126,13 @@ async fn postmortem_is_labelled_markdown() {
     .await;
     let md = c["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(md.starts_with(SIMULATION_NOTICE), "{md}");
-    for s in ["## Summary", "## Timeline", "## Root Cause", "## Resolution", "## Action Items"] {
+    for s in [
+        "## Summary",
+        "## Timeline",
+        "## Root Cause",
+        "## Resolution",
+        "## Action Items",
+    ] {
         assert!(md.contains(s), "{s}");
     }
     assert!(md.contains("Memory leak in payment-service"));
@@ -104,9 +153,13 @@ fn synthetic_pool_prompt_without_oom_evidence() {
 []"#;
     let a = analyze(prompt);
     assert_eq!(a.issue_type, "connection_pool_exhausted");
-    assert_eq!(a.confidence, "medium", "logs only: memory is normal, no pool metric");
+    assert_eq!(
+        a.confidence, "medium",
+        "logs only: memory is normal, no pool metric"
+    );
     assert!(
-        a.supporting_evidence.contains(&"1 'timeout acquiring connection' line in inv-1".to_string()),
+        a.supporting_evidence
+            .contains(&"1 'timeout acquiring connection' line in inv-1".to_string()),
         "{:?}",
         a.supporting_evidence
     );

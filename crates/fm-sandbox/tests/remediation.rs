@@ -11,7 +11,10 @@ use fm_sandbox::{Sandbox, Scenario};
 use serde_json::{json, Value};
 
 fn deployment_url(sb: &Sandbox, name: &str) -> String {
-    format!("{}/apis/apps/v1/namespaces/production/deployments/{name}", input(sb, "k8s_api"))
+    format!(
+        "{}/apis/apps/v1/namespaces/production/deployments/{name}",
+        input(sb, "k8s_api")
+    )
 }
 
 /// `kubectl rollout restart`, as an HTTP PATCH.
@@ -44,7 +47,9 @@ async fn scale(sb: &Sandbox, name: &str, replicas: i64) -> Value {
 #[tokio::test]
 async fn rolling_restart_fixes_oom_after_the_delay() {
     let sb = start(Scenario::Oom).await;
-    let before = sb.state()["deployments"]["payment-service"]["generation"].as_i64().unwrap();
+    let before = sb.state()["deployments"]["payment-service"]["generation"]
+        .as_i64()
+        .unwrap();
     let d = rolling_restart(&sb, "payment-service", "2024-01-15T03:43:00Z").await;
     assert_eq!(
         d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
@@ -68,14 +73,21 @@ async fn rolling_restart_fixes_oom_after_the_delay() {
     // After recovery the memory series drops (instant query at now).
     let m: Value = client()
         .get(format!("{}/api/v1/query", input(&sb, "metrics_api")))
-        .query(&[("query", "process_memory_percent{service=\"payment-service\"}")])
+        .query(&[(
+            "query",
+            "process_memory_percent{service=\"payment-service\"}",
+        )])
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let last: f64 = m["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
+    let last: f64 = m["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(last < 60.0, "memory after restart: {last}");
     sb.shutdown().await;
 }
@@ -119,7 +131,10 @@ async fn scale_out_fixes_the_connection_pool_but_a_restart_does_not() {
     tokio::time::sleep(RECOVERY * 2).await;
     let (code, body) = health(&sb, "orders-service").await;
     assert_eq!(code, 503);
-    assert!(body["reason"].as_str().unwrap().contains("still failing after remediation"));
+    assert!(body["reason"]
+        .as_str()
+        .unwrap()
+        .contains("still failing after remediation"));
     assert_eq!(sb.state()["remediations"][0]["right_fix"], false);
     scale(&sb, "orders-service", 8).await;
     assert!(wait_healthy(&sb, "orders-service", RECOVERY * 4).await);
@@ -137,7 +152,12 @@ async fn rollback_fixes_the_bad_deploy() {
     // Mutations need the deploy token.
     assert_eq!(client().post(&url).send().await.unwrap().status(), 401);
 
-    let r = client().post(&url).bearer_auth(secret(&sb, "DEPLOY_TOKEN")).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .bearer_auth(secret(&sb, "DEPLOY_TOKEN"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let rb: Value = r.json().await.unwrap();
     assert_eq!(rb["rolled_back_deployment"], bad.as_str());
@@ -153,10 +173,18 @@ async fn rollback_fixes_the_bad_deploy() {
     assert_eq!(after[0]["version"], "v2.13.2");
     assert_eq!(after[1]["status"], "rolled_back");
     // Rolling back twice is a conflict; unknown ids are 404.
-    let again = client().post(&url).bearer_auth(secret(&sb, "DEPLOY_TOKEN")).send().await.unwrap();
+    let again = client()
+        .post(&url)
+        .bearer_auth(secret(&sb, "DEPLOY_TOKEN"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409);
     let none = client()
-        .post(format!("{}/deployments/dep-0/rollback", input(&sb, "deploy_api")))
+        .post(format!(
+            "{}/deployments/dep-0/rollback",
+            input(&sb, "deploy_api")
+        ))
         .bearer_auth(secret(&sb, "DEPLOY_TOKEN"))
         .send()
         .await

@@ -17,7 +17,13 @@ async fn request_log_records_everything_with_auth_masked() {
     fetch_metrics(&sb, "payment-service").await;
     fetch_deploys(&sb, "payment-service").await;
     health(&sb, "payment-service").await;
-    chat(&sb, TRIAGE_SYSTEM, "Incident triage for payment-service:", json!({})).await;
+    chat(
+        &sb,
+        TRIAGE_SYSTEM,
+        "Incident triage for payment-service:",
+        json!({}),
+    )
+    .await;
     client()
         .post(secret(&sb, "SLACK_WEBHOOK"))
         .json(&json!({"text": "hi"}))
@@ -36,8 +42,14 @@ async fn request_log_records_everything_with_auth_masked() {
     let reqs = sb.requests();
     assert_eq!(serde_json::to_value(&reqs).unwrap(), over_http);
     let systems: Vec<&str> = reqs.iter().map(|r| r.system.as_str()).collect();
-    assert_eq!(systems, ["logs", "prometheus", "deploy", "health", "openai", "slack"]);
-    assert_eq!(reqs.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        systems,
+        ["logs", "prometheus", "deploy", "health", "openai", "slack"]
+    );
+    assert_eq!(
+        reqs.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
 
     let logs = &reqs[0];
     assert_eq!(logs.method, "POST");
@@ -45,10 +57,17 @@ async fn request_log_records_everything_with_auth_masked() {
     assert_eq!(logs.headers["authorization"], "***");
     assert_eq!(logs.body["query"], "service:payment-service level:error");
     assert_eq!(logs.status, Some(200));
-    assert!(logs.content_type.as_deref().unwrap().starts_with("application/json"));
+    assert!(logs
+        .content_type
+        .as_deref()
+        .unwrap()
+        .starts_with("application/json"));
 
     let prom = &reqs[1];
-    assert!(prom.body.as_str().unwrap().contains("step=60"), "form bodies are kept as text");
+    assert!(
+        prom.body.as_str().unwrap().contains("step=60"),
+        "form bodies are kept as text"
+    );
     let deploy = &reqs[2];
     assert_eq!(deploy.query["service"], "payment-service");
     assert_eq!(deploy.query["since"], "-7d");
@@ -58,7 +77,11 @@ async fn request_log_records_everything_with_auth_masked() {
     assert!(!dump.contains(&secret(&sb, "OPENAI_API_KEY")));
 
     // DELETE clears.
-    let r = client().delete(format!("{}/_sandbox/requests", sb.base_url())).send().await.unwrap();
+    let r = client()
+        .delete(format!("{}/_sandbox/requests", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(sb.requests().is_empty());
     sb.shutdown().await;
@@ -75,7 +98,11 @@ async fn flaky_context_logs_fail_twice_then_answer() {
         v
     };
     assert_eq!(codes, [500, 500, 200]);
-    let body: Value = fetch_logs(&sb, "payment-service").await.json().await.unwrap();
+    let body: Value = fetch_logs(&sb, "payment-service")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["total"], 23);
     let statuses: Vec<Option<u16>> = sb.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [Some(500), Some(500), Some(200), Some(200)]);

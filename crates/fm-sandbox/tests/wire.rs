@@ -14,7 +14,10 @@ async fn logs_shape_limit_and_auth() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     let logs = body["logs"].as_array().unwrap();
-    assert_eq!(body["total"], 23, "14 OOM + 6 GC + 3 timeouts at level error");
+    assert_eq!(
+        body["total"], 23,
+        "14 OOM + 6 GC + 3 timeouts at level error"
+    );
     assert_eq!(logs.len(), 23);
     for l in logs {
         for k in ["timestamp", "level", "service", "pod", "message"] {
@@ -25,11 +28,17 @@ async fn logs_shape_limit_and_auth() {
     }
     let oom = logs
         .iter()
-        .filter(|l| l["message"].as_str().unwrap().contains("OutOfMemoryError") && l["pod"] == "payment-service-abc123")
+        .filter(|l| {
+            l["message"].as_str().unwrap().contains("OutOfMemoryError")
+                && l["pod"] == "payment-service-abc123"
+        })
         .count();
     assert_eq!(oom, 14);
     // Newest first.
-    let ts: Vec<&str> = logs.iter().map(|l| l["timestamp"].as_str().unwrap()).collect();
+    let ts: Vec<&str> = logs
+        .iter()
+        .map(|l| l["timestamp"].as_str().unwrap())
+        .collect();
     assert!(ts.windows(2).all(|w| w[0] >= w[1]));
 
     // limit is honoured; total still counts every match.
@@ -47,7 +56,11 @@ async fn logs_shape_limit_and_auth() {
     assert_eq!(r["total"], 23);
 
     // A healthy service has no error logs.
-    let r: Value = fetch_logs(&sb, "orders-service").await.json().await.unwrap();
+    let r: Value = fetch_logs(&sb, "orders-service")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r, json!({"logs": [], "total": 0}));
 
     // Auth.
@@ -78,7 +91,10 @@ async fn prometheus_query_range_matrix_and_errors() {
     assert_eq!(body["data"]["resultType"], "matrix");
     let result = body["data"]["result"].as_array().unwrap();
     assert_eq!(result.len(), 5);
-    let mem = result.iter().find(|s| s["metric"]["__name__"] == "process_memory_percent").unwrap();
+    let mem = result
+        .iter()
+        .find(|s| s["metric"]["__name__"] == "process_memory_percent")
+        .unwrap();
     assert_eq!(mem["metric"]["service"], "payment-service");
     let values = mem["values"].as_array().unwrap();
     assert_eq!(values.len(), 121);
@@ -105,13 +121,20 @@ async fn prometheus_query_range_matrix_and_errors() {
     let result = r["data"]["result"].as_array().unwrap();
     assert_eq!(result.len(), 1);
     assert_eq!(result[0]["metric"]["__name__"], "up");
-    assert!(result[0]["values"].as_array().unwrap().iter().all(|v| v[1] == "1"));
+    assert!(result[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v[1] == "1"));
 
     // RFC 3339 times work too.
     let r = client()
         .get(format!("{}/api/v1/query_range", input(&sb, "metrics_api")))
         .query(&[
-            ("query", "process_memory_percent{service=\"payment-service\"}"),
+            (
+                "query",
+                "process_memory_percent{service=\"payment-service\"}",
+            ),
             ("start", "2024-01-15T01:42:00Z"),
             ("end", "2024-01-15T03:42:00.000Z"),
             ("step", "15m"),
@@ -124,7 +147,12 @@ async fn prometheus_query_range_matrix_and_errors() {
     // Bad params: Prometheus' error shape.
     let r = client()
         .get(format!("{}/api/v1/query_range", input(&sb, "metrics_api")))
-        .query(&[("query", "up"), ("start", "yesterday"), ("end", "1"), ("step", "60")])
+        .query(&[
+            ("query", "up"),
+            ("start", "yesterday"),
+            ("end", "1"),
+            ("step", "60"),
+        ])
         .send()
         .await
         .unwrap();
@@ -132,7 +160,10 @@ async fn prometheus_query_range_matrix_and_errors() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["status"], "error");
     assert_eq!(e["errorType"], "bad_data");
-    assert!(e["error"].as_str().unwrap().contains("invalid parameter \"start\""));
+    assert!(e["error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid parameter \"start\""));
 
     // A JSON body is not how Prometheus takes parameters.
     let r = client()
@@ -147,7 +178,10 @@ async fn prometheus_query_range_matrix_and_errors() {
     // Instant query.
     let r: Value = client()
         .get(format!("{}/api/v1/query", input(&sb, "metrics_api")))
-        .query(&[("query", "process_memory_percent{service=\"payment-service\"}")])
+        .query(&[(
+            "query",
+            "process_memory_percent{service=\"payment-service\"}",
+        )])
         .send()
         .await
         .unwrap()
@@ -164,9 +198,21 @@ async fn deploys_newest_first_with_ages() {
     let sb = start(Scenario::BadDeploy).await;
     let list = fetch_deploys(&sb, "checkout-service").await;
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 2, "since -7d: v2.14.0 (20 min) and v2.13.2 (2 days)");
+    assert_eq!(
+        list.len(),
+        2,
+        "since -7d: v2.14.0 (20 min) and v2.13.2 (2 days)"
+    );
     let d = &list[0];
-    for k in ["id", "service", "version", "deployed_at", "author", "description", "status"] {
+    for k in [
+        "id",
+        "service",
+        "version",
+        "deployed_at",
+        "author",
+        "description",
+        "status",
+    ] {
         assert!(d[k].is_string(), "{k}");
     }
     assert_eq!(d["version"], "v2.14.0");
@@ -176,7 +222,10 @@ async fn deploys_newest_first_with_ages() {
 
     let sb2 = start(Scenario::Oom).await;
     let all: Value = client()
-        .get(format!("{}/deployments?service=payment-service", input(&sb2, "deploy_api")))
+        .get(format!(
+            "{}/deployments?service=payment-service",
+            input(&sb2, "deploy_api")
+        ))
         .send()
         .await
         .unwrap()
@@ -187,7 +236,10 @@ async fn deploys_newest_first_with_ages() {
     assert_eq!(all[0]["age_minutes"], 3 * 24 * 60);
     // The reference's since=-24h sees nothing for the oom service.
     let day: Value = client()
-        .get(format!("{}/deployments?service=payment-service&since=-24h&limit=5", input(&sb2, "deploy_api")))
+        .get(format!(
+            "{}/deployments?service=payment-service&since=-24h&limit=5",
+            input(&sb2, "deploy_api")
+        ))
         .send()
         .await
         .unwrap()
@@ -202,9 +254,20 @@ async fn deploys_newest_first_with_ages() {
 #[tokio::test]
 async fn kubernetes_objects_and_errors() {
     let sb = start(Scenario::Oom).await;
-    let url = format!("{}/apis/apps/v1/namespaces/production/deployments/payment-service", input(&sb, "k8s_api"));
+    let url = format!(
+        "{}/apis/apps/v1/namespaces/production/deployments/payment-service",
+        input(&sb, "k8s_api")
+    );
     let token = secret(&sb, "K8S_TOKEN");
-    let d: Value = client().get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let d: Value = client()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(d["apiVersion"], "apps/v1");
     assert_eq!(d["kind"], "Deployment");
     assert_eq!(d["metadata"]["name"], "payment-service");
@@ -214,11 +277,25 @@ async fn kubernetes_objects_and_errors() {
     assert!(d["metadata"]["annotations"].is_object());
     assert_eq!(d["spec"]["replicas"], 3);
     assert!(d["spec"]["template"]["metadata"]["annotations"].is_object());
-    for k in ["replicas", "readyReplicas", "updatedReplicas", "availableReplicas", "observedGeneration"] {
+    for k in [
+        "replicas",
+        "readyReplicas",
+        "updatedReplicas",
+        "availableReplicas",
+        "observedGeneration",
+    ] {
         assert!(d["status"][k].is_i64(), "status.{k}");
     }
 
-    let s: Value = client().get(format!("{url}/scale")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let s: Value = client()
+        .get(format!("{url}/scale"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s["apiVersion"], "autoscaling/v1");
     assert_eq!(s["kind"], "Scale");
     assert_eq!(s["spec"]["replicas"], 3);
@@ -231,7 +308,10 @@ async fn kubernetes_objects_and_errors() {
 
     // 404 Status for an unknown deployment.
     let r = client()
-        .get(format!("{}/apis/apps/v1/namespaces/production/deployments/x", input(&sb, "k8s_api")))
+        .get(format!(
+            "{}/apis/apps/v1/namespaces/production/deployments/x",
+            input(&sb, "k8s_api")
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -251,7 +331,10 @@ async fn kubernetes_objects_and_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
-    assert_eq!(r.json::<Value>().await.unwrap()["reason"], "UnsupportedMediaType");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["reason"],
+        "UnsupportedMediaType"
+    );
 
     // A string replica count is rejected, as the API server's decoder does.
     let r = client()
@@ -332,10 +415,22 @@ async fn pagerduty_events_v2() {
 
     // Bad severity, bad action, short key, resolve without dedup_key.
     for (body, needle) in [
-        (json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "x", "severity": "high"}}), "payload.severity"),
-        (json!({"routing_key": key, "event_action": "page"}), "event_action"),
-        (json!({"routing_key": "abc", "event_action": "resolve", "dedup_key": "d"}), "routing_key"),
-        (json!({"routing_key": key, "event_action": "resolve"}), "dedup_key"),
+        (
+            json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "x", "severity": "high"}}),
+            "payload.severity",
+        ),
+        (
+            json!({"routing_key": key, "event_action": "page"}),
+            "event_action",
+        ),
+        (
+            json!({"routing_key": "abc", "event_action": "resolve", "dedup_key": "d"}),
+            "routing_key",
+        ),
+        (
+            json!({"routing_key": key, "event_action": "resolve"}),
+            "dedup_key",
+        ),
     ] {
         let r = client().post(&url).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 400, "{body}");
@@ -372,7 +467,10 @@ async fn statuspage_incidents() {
     }
     assert_eq!(inc["status"], "resolved");
     assert!(inc["resolved_at"].is_string());
-    assert_eq!(inc["incident_updates"][0]["body"], "Auto-remediated by FlowMason.");
+    assert_eq!(
+        inc["incident_updates"][0]["body"],
+        "Auto-remediated by FlowMason."
+    );
     assert_eq!(inc["components"][0]["id"], comp.as_str());
 
     // PATCH adds an update.
@@ -416,26 +514,51 @@ async fn slack_webhook() {
     let post = |body: String| {
         let url = url.clone();
         async move {
-            let r = client().post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
+            let r = client()
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
-    let fields: Vec<Value> = (0..5).map(|i| json!({"type": "mrkdwn", "text": format!("*F{i}:*\nv")})).collect();
+    let fields: Vec<Value> = (0..5)
+        .map(|i| json!({"type": "mrkdwn", "text": format!("*F{i}:*\nv")}))
+        .collect();
     let good = json!({"blocks": [
         {"type": "header", "text": {"type": "plain_text", "text": "Incident Auto-Resolved"}},
         {"type": "section", "fields": fields},
     ]});
     assert_eq!(post(good.to_string()).await, (200, "ok".to_string()));
-    assert_eq!(post("not json".into()).await, (400, "invalid_payload".to_string()));
+    assert_eq!(
+        post("not json".into()).await,
+        (400, "invalid_payload".to_string())
+    );
     assert_eq!(post("{}".into()).await, (400, "no_text".to_string()));
     let long_header = json!({"blocks": [{"type": "header", "text": {"type": "plain_text", "text": "x".repeat(151)}}]});
-    assert_eq!(post(long_header.to_string()).await, (400, "invalid_blocks".to_string()));
-    let eleven: Vec<Value> = (0..11).map(|_| json!({"type": "mrkdwn", "text": "a"})).collect();
+    assert_eq!(
+        post(long_header.to_string()).await,
+        (400, "invalid_blocks".to_string())
+    );
+    let eleven: Vec<Value> = (0..11)
+        .map(|_| json!({"type": "mrkdwn", "text": "a"}))
+        .collect();
     let too_many = json!({"blocks": [{"type": "section", "fields": eleven}]});
-    assert_eq!(post(too_many.to_string()).await, (400, "invalid_blocks".to_string()));
+    assert_eq!(
+        post(too_many.to_string()).await,
+        (400, "invalid_blocks".to_string())
+    );
     let long_field = json!({"blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "y".repeat(2001)}]}]});
-    assert_eq!(post(long_field.to_string()).await, (400, "invalid_blocks".to_string()));
-    assert_eq!(post(json!({"text": "hi"}).to_string()).await, (200, "ok".to_string()));
+    assert_eq!(
+        post(long_field.to_string()).await,
+        (400, "invalid_blocks".to_string())
+    );
+    assert_eq!(
+        post(json!({"text": "hi"}).to_string()).await,
+        (200, "ok".to_string())
+    );
     let wrong = client()
         .post(format!("{}/slack/webhook/T1/B1/nope", sb.base_url()))
         .json(&json!({"text": "hi"}))
@@ -450,7 +573,13 @@ async fn slack_webhook() {
 #[tokio::test]
 async fn openai_completion_shape_and_auth() {
     let sb = start(Scenario::Oom).await;
-    let c = chat(&sb, TRIAGE_SYSTEM, "Incident triage for payment-service:\nno data", json!({"model": "gpt-4o-mini"})).await;
+    let c = chat(
+        &sb,
+        TRIAGE_SYSTEM,
+        "Incident triage for payment-service:\nno data",
+        json!({"model": "gpt-4o-mini"}),
+    )
+    .await;
     assert_eq!(c["object"], "chat.completion");
     assert!(c["id"].as_str().unwrap().starts_with("chatcmpl-"));
     assert!(c["created"].is_u64());
@@ -469,10 +598,22 @@ async fn openai_completion_shape_and_auth() {
     let body = json!({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]});
     let r = client().post(&url).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["type"], "invalid_request_error");
-    let r = client().post(&url).bearer_auth("sk-wrong").json(&body).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "invalid_request_error"
+    );
+    let r = client()
+        .post(&url)
+        .bearer_auth("sk-wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "invalid_api_key");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_api_key"
+    );
     let r = client()
         .post(&url)
         .bearer_auth(secret(&sb, "OPENAI_API_KEY"))
@@ -487,14 +628,32 @@ async fn openai_completion_shape_and_auth() {
 #[tokio::test]
 async fn introspection_endpoints() {
     let sb = start(Scenario::ConnectionPool).await;
-    let d: Value = client().get(format!("{}/_sandbox", sb.base_url())).send().await.unwrap().json().await.unwrap();
+    let d: Value = client()
+        .get(format!("{}/_sandbox", sb.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(d["scenario"], "connection-pool");
     assert!(d["endpoints"].as_array().unwrap().len() > 10);
-    let st: Value = client().get(format!("{}/_sandbox/state", sb.base_url())).send().await.unwrap().json().await.unwrap();
+    let st: Value = client()
+        .get(format!("{}/_sandbox/state", sb.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["deployments"]["orders-service"]["replicas"], 4);
     assert_eq!(st["health"]["orders-service"]["healthy"], false);
     assert_eq!(st["health"]["payment-service"]["healthy"], true);
-    let nf = client().get(format!("{}/nowhere", sb.base_url())).send().await.unwrap();
+    let nf = client()
+        .get(format!("{}/nowhere", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(nf.status(), 404);
     sb.shutdown().await;
 }

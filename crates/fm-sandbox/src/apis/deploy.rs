@@ -33,17 +33,28 @@ fn unauthorized() -> Response {
 
 /// Reads are anonymous, but a token that is present must be right.
 fn read_auth_ok(headers: &HeaderMap) -> bool {
-    headers.get(axum::http::header::AUTHORIZATION).is_none() || auth::bearer_is(headers, auth::DEPLOY_TOKEN)
+    headers.get(axum::http::header::AUTHORIZATION).is_none()
+        || auth::bearer_is(headers, auth::DEPLOY_TOKEN)
 }
 
-pub(crate) async fn list(State(sh): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub(crate) async fn list(
+    State(sh): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     if !read_auth_ok(&headers) {
         return unauthorized();
     }
     sh.pause(sh.latencies.deploys).await;
     let now = SystemTime::now();
     let params = parse_form(q.as_deref().unwrap_or(""));
-    let get = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
     let service = get("service").filter(|s| !s.is_empty());
     let since = match get("since").filter(|s| !s.is_empty()) {
         None => None,
@@ -81,7 +92,11 @@ pub(crate) async fn list(State(sh): State<AppState>, headers: HeaderMap, RawQuer
     json(StatusCode::OK, Value::Array(out))
 }
 
-pub(crate) async fn show(State(sh): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub(crate) async fn show(
+    State(sh): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if !read_auth_ok(&headers) {
         return unauthorized();
     }
@@ -89,11 +104,18 @@ pub(crate) async fn show(State(sh): State<AppState>, headers: HeaderMap, Path(id
     let w = sh.world();
     match w.deploys.iter().find(|d| d.id == id) {
         Some(d) => json(StatusCode::OK, d.to_json(SystemTime::now())),
-        None => json(StatusCode::NOT_FOUND, json!({"error": "not_found", "message": format!("deployment {id} not found")})),
+        None => json(
+            StatusCode::NOT_FOUND,
+            json!({"error": "not_found", "message": format!("deployment {id} not found")}),
+        ),
     }
 }
 
-pub(crate) async fn rollback(State(sh): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub(crate) async fn rollback(
+    State(sh): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if !auth::bearer_is(&headers, auth::DEPLOY_TOKEN) {
         return unauthorized();
     }
@@ -105,6 +127,9 @@ pub(crate) async fn rollback(State(sh): State<AppState>, headers: HeaderMap, Pat
             StatusCode::NOT_FOUND,
             json!({"error": "not_found", "message": format!("deployment {id} not found")}),
         ),
-        Err(RollbackError::Conflict(m)) => json(StatusCode::CONFLICT, json!({"error": "conflict", "message": m})),
+        Err(RollbackError::Conflict(m)) => json(
+            StatusCode::CONFLICT,
+            json!({"error": "conflict", "message": m}),
+        ),
     }
 }

@@ -41,7 +41,10 @@ fn status(code: StatusCode, reason: &str, message: String, name: Option<&str>) -
         "code": code.as_u16(),
     });
     if let (Some(name), Some(obj)) = (name, v.as_object_mut()) {
-        obj.insert("details".into(), json!({"name": name, "group": "apps", "kind": "deployments"}));
+        obj.insert(
+            "details".into(),
+            json!({"name": name, "group": "apps", "kind": "deployments"}),
+        );
     }
     json(code, v)
 }
@@ -59,7 +62,12 @@ fn check_auth(headers: &HeaderMap) -> Result<(), Response> {
     if auth::bearer_is(headers, auth::K8S_TOKEN) {
         Ok(())
     } else {
-        Err(status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized".into(), None))
+        Err(status(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized".into(),
+            None,
+        ))
     }
 }
 
@@ -95,7 +103,10 @@ fn find<'a>(w: &'a World, ns: &str, name: &str) -> Option<&'a ServiceState> {
 /// The Deployment object for a service.
 fn deployment_json(s: &ServiceState) -> Value {
     let mut meta_ann = s.metadata_annotations.clone();
-    meta_ann.insert("deployment.kubernetes.io/revision".into(), json!(s.revision.to_string()));
+    meta_ann.insert(
+        "deployment.kubernetes.io/revision".into(),
+        json!(s.revision.to_string()),
+    );
     let ready = s.replicas;
     let available = if ready > 0 { "True" } else { "False" };
     json!({
@@ -279,7 +290,11 @@ fn annotations_at(obj: &Value, pointer: &str, field: &str) -> Result<Map<String,
     }
 }
 
-pub(crate) async fn list(State(sh): State<AppState>, headers: HeaderMap, Path(ns): Path<String>) -> Response {
+pub(crate) async fn list(
+    State(sh): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> Response {
     if let Err(r) = check_auth(&headers) {
         return r;
     }
@@ -339,7 +354,11 @@ pub(crate) async fn patch_deployment(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let tmpl = match annotations_at(&merged, "/spec/template/metadata/annotations", "spec.template.metadata.annotations") {
+    let tmpl = match annotations_at(
+        &merged,
+        "/spec/template/metadata/annotations",
+        "spec.template.metadata.annotations",
+    ) {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -386,7 +405,14 @@ pub(crate) async fn get_scale(
     }
 }
 
-async fn change_scale(sh: AppState, method: Method, headers: HeaderMap, ns: String, name: String, body: Bytes) -> Response {
+async fn change_scale(
+    sh: AppState,
+    method: Method,
+    headers: HeaderMap,
+    ns: String,
+    name: String,
+    body: Bytes,
+) -> Response {
     if let Err(r) = check_auth(&headers) {
         return r;
     }
@@ -395,7 +421,10 @@ async fn change_scale(sh: AppState, method: Method, headers: HeaderMap, ns: Stri
             return r;
         }
     } else {
-        let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !ctype.to_ascii_lowercase().starts_with("application/json") {
             return status(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -48,7 +48,11 @@ fn parse_query(q: &str) -> Query {
         let token = &rest[..end];
         rest = rest[end..].trim_start();
         match token.split_once(':') {
-            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') => {
+            Some((k, v))
+                if !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+            {
                 let v = v.trim_matches('"').to_string();
                 match k.to_ascii_lowercase().as_str() {
                     "service" | "app" | "service.name" => out.service = Some(v),
@@ -69,7 +73,10 @@ fn parse_query(q: &str) -> Query {
 }
 
 fn bad_request(message: String) -> Response {
-    json(StatusCode::BAD_REQUEST, json!({"error": "bad_request", "message": message}))
+    json(
+        StatusCode::BAD_REQUEST,
+        json!({"error": "bad_request", "message": message}),
+    )
 }
 
 pub(crate) async fn query(State(sh): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -98,14 +105,19 @@ pub(crate) async fn query(State(sh): State<AppState>, headers: HeaderMap, body: 
         Err(e) => return bad_request(format!("request body is not valid JSON: {e}")),
     };
     let Some(q) = req.get("query").and_then(Value::as_str) else {
-        return bad_request("\"query\" (string) is required, e.g. \"service:payment-service level:error\"".into());
+        return bad_request(
+            "\"query\" (string) is required, e.g. \"service:payment-service level:error\"".into(),
+        );
     };
     let now = SystemTime::now();
     let time_field = |name: &str, default: SystemTime| -> Result<SystemTime, Response> {
         match req.get(name) {
             None | Some(Value::Null) => Ok(default),
-            Some(Value::String(s)) => parse_time_expr(s, now)
-                .ok_or_else(|| bad_request(format!("invalid \"{name}\": {s:?} (use -30m, RFC 3339 or Unix seconds)"))),
+            Some(Value::String(s)) => parse_time_expr(s, now).ok_or_else(|| {
+                bad_request(format!(
+                    "invalid \"{name}\": {s:?} (use -30m, RFC 3339 or Unix seconds)"
+                ))
+            }),
             Some(Value::Number(n)) => n
                 .as_f64()
                 .map(crate::time::from_unix_secs)
@@ -123,7 +135,10 @@ pub(crate) async fn query(State(sh): State<AppState>, headers: HeaderMap, body: 
     };
     let limit = match req.get("limit") {
         None | Some(Value::Null) => 100,
-        Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+        Some(v) => match v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        {
             Some(n) => n.min(1000) as usize,
             None => return bad_request("\"limit\" must be a non-negative integer".into()),
         },
@@ -137,7 +152,12 @@ pub(crate) async fn query(State(sh): State<AppState>, headers: HeaderMap, body: 
                 continue;
             }
             let (anchor, _) = w.anchor(name, now);
-            let entries = signals::logs(s.profile, (&s.pod, &s.other_pod), anchor, w.bad_deploy_at(name));
+            let entries = signals::logs(
+                s.profile,
+                (&s.pod, &s.other_pod),
+                anchor,
+                w.bad_deploy_at(name),
+            );
             for e in entries {
                 let level_ok = query.level.as_ref().is_none_or(|l| {
                     l == e.level || (l == "error" && matches!(e.level, "fatal" | "critical"))

@@ -39,11 +39,19 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/deploy/deployments", get(deploy::list))
         .route("/deploy/deployments/{id}", get(deploy::show))
         .route("/deploy/deployments/{id}/rollback", post(deploy::rollback))
-        .route("/k8s/apis/apps/v1/namespaces/{ns}/deployments", get(k8s::list))
-        .route(K8S_DEPLOYMENT, get(k8s::get_deployment).patch(k8s::patch_deployment))
+        .route(
+            "/k8s/apis/apps/v1/namespaces/{ns}/deployments",
+            get(k8s::list),
+        )
+        .route(
+            K8S_DEPLOYMENT,
+            get(k8s::get_deployment).patch(k8s::patch_deployment),
+        )
         .route(
             "/k8s/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale",
-            get(k8s::get_scale).patch(k8s::patch_scale).put(k8s::put_scale),
+            get(k8s::get_scale)
+                .patch(k8s::patch_scale)
+                .put(k8s::put_scale),
         )
         .route("/services/{service}/health", get(health::check))
         .route("/pagerduty/v2/enqueue", post(pagerduty::enqueue))
@@ -56,7 +64,10 @@ pub(crate) fn routes() -> Router<AppState> {
             patch(statuspage::update).get(statuspage::show),
         )
         .route("/slack/webhook/{a}/{b}/{c}", post(slack::webhook))
-        .route("/openai/v1/chat/completions", post(openai::chat_completions))
+        .route(
+            "/openai/v1/chat/completions",
+            post(openai::chat_completions),
+        )
         .route("/_sandbox", get(introspect::describe))
         .route(
             "/_sandbox/requests",

@@ -33,14 +33,21 @@ fn tokens(text: &str) -> u64 {
 
 fn validate(req: &Value) -> Result<(), Response> {
     let bad = |m: &str, p: &str| Err(error(StatusCode::BAD_REQUEST, m, Some(p), None));
-    if req.get("model").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if req
+        .get("model")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         return bad("you must provide a model parameter", "model");
     }
     let Some(msgs) = req.get("messages") else {
         return bad("Missing required parameter: 'messages'.", "messages");
     };
     let Some(msgs) = msgs.as_array() else {
-        return bad("Invalid type for 'messages': expected an array of objects.", "messages");
+        return bad(
+            "Invalid type for 'messages': expected an array of objects.",
+            "messages",
+        );
     };
     if msgs.is_empty() {
         return bad(
@@ -50,7 +57,10 @@ fn validate(req: &Value) -> Result<(), Response> {
     }
     for (i, m) in msgs.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str);
-        if !matches!(role, Some("system" | "developer" | "user" | "assistant" | "tool")) {
+        if !matches!(
+            role,
+            Some("system" | "developer" | "user" | "assistant" | "tool")
+        ) {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 &format!("Invalid value for 'messages[{i}].role'."),
@@ -79,7 +89,10 @@ fn validate(req: &Value) -> Result<(), Response> {
         }
     }
     if req.get("stream").and_then(Value::as_bool) == Some(true) {
-        return bad("The fm sandbox model does not stream; send stream=false.", "stream");
+        return bad(
+            "The fm sandbox model does not stream; send stream=false.",
+            "stream",
+        );
     }
     if let Some(rf) = req.pointer("/response_format/type").and_then(Value::as_str) {
         if !matches!(rf, "text" | "json_object" | "json_schema") {
@@ -92,7 +105,11 @@ fn validate(req: &Value) -> Result<(), Response> {
     Ok(())
 }
 
-pub(crate) async fn chat_completions(State(sh): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn chat_completions(
+    State(sh): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match auth::credential(&headers, "Bearer") {
         None => {
             return error(
@@ -134,14 +151,26 @@ pub(crate) async fn chat_completions(State(sh): State<AppState>, headers: Header
         ReplyKind::Postmortem => sh.latencies.model_postmortem,
     };
     sh.pause(latency).await;
-    let model_name = req.get("model").and_then(Value::as_str).unwrap_or("").to_string();
+    let model_name = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let prompt_text: String = req
         .get("messages")
         .and_then(Value::as_array)
-        .map(|m| m.iter().map(|m| m.get("content").map(|c| c.to_string()).unwrap_or_default()).collect::<Vec<_>>().join(" "))
+        .map(|m| {
+            m.iter()
+                .map(|m| m.get("content").map(|c| c.to_string()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default();
     let (prompt_tokens, completion_tokens) = (tokens(&prompt_text), tokens(&reply.content));
-    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let n = {
         let mut w = sh.world();
         let n = w.next_id();
@@ -172,6 +201,7 @@ pub(crate) async fn chat_completions(State(sh): State<AppState>, headers: Header
         },
     });
     let mut resp = json(StatusCode::OK, body);
-    resp.headers_mut().insert("x-fm-sandbox-simulated", HeaderValue::from_static("true"));
+    resp.headers_mut()
+        .insert("x-fm-sandbox-simulated", HeaderValue::from_static("true"));
     resp
 }

@@ -44,9 +44,13 @@ fn validate(ev: &Value) -> Vec<String> {
         errors.push("'routing_key' is missing or blank".to_string());
     } else if let Some(k) = rk.and_then(Value::as_str) {
         if k.chars().count() != 32 {
-            errors.push("Length of 'routing_key' is incorrect (should be 32 characters)".to_string());
+            errors
+                .push("Length of 'routing_key' is incorrect (should be 32 characters)".to_string());
         } else if k != auth::PAGERDUTY_KEY {
-            errors.push("Invalid routing key (the fm sandbox accepts only its own PAGERDUTY_KEY)".to_string());
+            errors.push(
+                "Invalid routing key (the fm sandbox accepts only its own PAGERDUTY_KEY)"
+                    .to_string(),
+            );
         }
     } else {
         errors.push("'routing_key' must be a string".to_string());
@@ -96,7 +100,11 @@ pub(crate) async fn enqueue(State(sh): State<AppState>, body: Bytes) -> Response
         w.count("pagerduty.rejected");
         return invalid(errors);
     }
-    let dedup_key = match ev.get("dedup_key").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    let dedup_key = match ev
+        .get("dedup_key")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         Some(k) => k.to_string(),
         None => {
             // PagerDuty generates a 32-hex-digit key when the caller gives none.
@@ -104,7 +112,11 @@ pub(crate) async fn enqueue(State(sh): State<AppState>, body: Bytes) -> Response
             format!("{:016x}{:016x}", 0x5b5d_b0c5_f00d_u64 ^ (n << 20), n)
         }
     };
-    let action = ev.get("event_action").and_then(Value::as_str).unwrap_or("").to_string();
+    let action = ev
+        .get("event_action")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     w.count(&format!("pagerduty.{action}"));
     w.pagerduty_events.push(json!({
         "received_at": rfc3339_millis(SystemTime::now()),
@@ -132,7 +144,10 @@ mod tests {
             "event_action": "trigger",
             "payload": {"summary": "x", "severity": "critical"},
         });
-        assert_eq!(validate(&ev), vec!["'payload.source' is missing or blank".to_string()]);
+        assert_eq!(
+            validate(&ev),
+            vec!["'payload.source' is missing or blank".to_string()]
+        );
         let ev = json!({"routing_key": "short", "event_action": "explode"});
         assert_eq!(validate(&ev).len(), 2);
     }

@@ -37,7 +37,12 @@ fn bad_data(msg: String) -> Response {
 }
 
 /// Parameters as Prometheus sees them: URL query, overridden by a form body.
-fn params(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> (Map<String, Value>, bool) {
+fn params(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (Map<String, Value>, bool) {
     let mut p = Map::new();
     for (k, v) in parse_form(uri.query().unwrap_or("")) {
         p.insert(k, Value::String(v));
@@ -68,15 +73,20 @@ fn parse_time(name: &str, v: Option<&Value>) -> Result<f64, Response> {
             return Ok(f);
         }
     }
-    parse_rfc3339(s)
-        .ok_or_else(|| bad_data(format!("invalid parameter \"{name}\": cannot parse \"{s}\" to a valid timestamp")))
+    parse_rfc3339(s).ok_or_else(|| {
+        bad_data(format!(
+            "invalid parameter \"{name}\": cannot parse \"{s}\" to a valid timestamp"
+        ))
+    })
 }
 
 fn hint(mut r: Response, json_body: bool) -> Response {
     if json_body {
         r.headers_mut().insert(
             "x-fm-sandbox-hint",
-            HeaderValue::from_static("Prometheus reads query or form-encoded parameters; a JSON body is ignored"),
+            HeaderValue::from_static(
+                "Prometheus reads query or form-encoded parameters; a JSON body is ignored",
+            ),
         );
     }
     r
@@ -104,11 +114,15 @@ pub(crate) async fn query_range(
         let start = parse_time("start", p.get("start"))?;
         let end = parse_time("end", p.get("end"))?;
         if end < start {
-            return Err(bad_data("end timestamp must not be before start time".into()));
+            return Err(bad_data(
+                "end timestamp must not be before start time".into(),
+            ));
         }
         let step_s = p.get("step").and_then(Value::as_str).unwrap_or("");
         let step = parse_duration_secs(step_s).ok_or_else(|| {
-            bad_data(format!("invalid parameter \"step\": cannot parse \"{step_s}\" to a valid duration"))
+            bad_data(format!(
+                "invalid parameter \"step\": cannot parse \"{step_s}\" to a valid duration"
+            ))
         })?;
         if step <= 0.0 {
             return Err(bad_data(
@@ -121,7 +135,8 @@ pub(crate) async fn query_range(
             ));
         }
         let q = p.get("query").and_then(Value::as_str).unwrap_or("");
-        let matchers = parse_selector(q).map_err(|e| bad_data(format!("invalid parameter \"query\": {e}")))?;
+        let matchers =
+            parse_selector(q).map_err(|e| bad_data(format!("invalid parameter \"query\": {e}")))?;
         let now = unix_secs(SystemTime::now());
         let mut result = Vec::new();
         for (labels, ctx_key) in matching_series(&sh, &matchers) {
@@ -167,7 +182,8 @@ pub(crate) async fn query(
             v => parse_time("time", v)?,
         };
         let q = p.get("query").and_then(Value::as_str).unwrap_or("");
-        let matchers = parse_selector(q).map_err(|e| bad_data(format!("invalid parameter \"query\": {e}")))?;
+        let matchers =
+            parse_selector(q).map_err(|e| bad_data(format!("invalid parameter \"query\": {e}")))?;
         let mut result = Vec::new();
         for (labels, key) in matching_series(&sh, &matchers) {
             let w = sh.world();
@@ -219,7 +235,11 @@ fn context(w: &crate::state::World, service: &str) -> OwnedCtx {
     let now = SystemTime::now();
     let (anchor, recovered) = w.anchor(service, now);
     OwnedCtx {
-        profile: w.services.get(service).map(|s| s.profile).unwrap_or(crate::scenarios::Profile::Healthy),
+        profile: w
+            .services
+            .get(service)
+            .map(|s| s.profile)
+            .unwrap_or(crate::scenarios::Profile::Healthy),
         anchor: unix_secs(anchor),
         recovered,
         deploy_at: w.bad_deploy_at(service).map(unix_secs),
@@ -228,14 +248,20 @@ fn context(w: &crate::state::World, service: &str) -> OwnedCtx {
 }
 
 /// Every (labels, (service, metric)) whose labels satisfy the matchers, sorted by labels.
-fn matching_series(sh: &AppState, matchers: &[Matcher]) -> Vec<(Map<String, Value>, (String, String))> {
+fn matching_series(
+    sh: &AppState,
+    matchers: &[Matcher],
+) -> Vec<(Map<String, Value>, (String, String))> {
     let w = sh.world();
     let mut out = Vec::new();
     for (name, s) in &w.services {
         for metric in METRICS {
             let mut labels = Map::new();
             labels.insert("__name__".into(), json!(metric));
-            labels.insert("instance".into(), json!(format!("{name}.{}.svc:8080", s.namespace)));
+            labels.insert(
+                "instance".into(),
+                json!(format!("{name}.{}.svc:8080", s.namespace)),
+            );
             labels.insert("job".into(), json!(name));
             labels.insert("namespace".into(), json!(s.namespace));
             labels.insert("service".into(), json!(name));
@@ -292,15 +318,19 @@ fn pat_match(p: &[Pat], s: &str) -> bool {
     match p.first() {
         None => s.is_empty(),
         Some(Pat::Lit(c)) => s.starts_with(*c) && pat_match(&p[1..], &s[c.len_utf8()..]),
-        Some(Pat::Any) => s.chars().next().is_some_and(|c| pat_match(&p[1..], &s[c.len_utf8()..])),
+        Some(Pat::Any) => s
+            .chars()
+            .next()
+            .is_some_and(|c| pat_match(&p[1..], &s[c.len_utf8()..])),
         Some(Pat::AnyStar) => {
             s.char_indices().any(|(i, _)| pat_match(&p[1..], &s[i..])) || pat_match(&p[1..], "")
         }
-        Some(Pat::AnyPlus) => s
-            .char_indices()
-            .skip(1)
-            .any(|(i, _)| pat_match(&p[1..], &s[i..]))
-            || (!s.is_empty() && pat_match(&p[1..], "")),
+        Some(Pat::AnyPlus) => {
+            s.char_indices()
+                .skip(1)
+                .any(|(i, _)| pat_match(&p[1..], &s[i..]))
+                || (!s.is_empty() && pat_match(&p[1..], ""))
+        }
     }
 }
 
@@ -356,7 +386,12 @@ fn parse_selector(q: &str) -> Result<Vec<Matcher>, String> {
             i += 1;
         }
         let name: String = s[..i].iter().collect();
-        matchers.push(Matcher { label: "__name__".into(), op: Op::Eq, value: name, alternatives: vec![] });
+        matchers.push(Matcher {
+            label: "__name__".into(),
+            op: Op::Eq,
+            value: name,
+            alternatives: vec![],
+        });
     }
     let skip_ws = |i: &mut usize| {
         while *i < s.len() && s[*i].is_whitespace() {
@@ -377,7 +412,11 @@ fn parse_selector(q: &str) -> Result<Vec<Matcher>, String> {
                 i += 1;
             }
             if start == i {
-                return Err(format!("1:{}: parse error: unexpected character inside braces: {:?}", i + 1, s.get(i).copied().unwrap_or(' ')));
+                return Err(format!(
+                    "1:{}: parse error: unexpected character inside braces: {:?}",
+                    i + 1,
+                    s.get(i).copied().unwrap_or(' ')
+                ));
             }
             let label: String = s[start..i].iter().collect();
             skip_ws(&mut i);
@@ -386,14 +425,23 @@ fn parse_selector(q: &str) -> Result<Vec<Matcher>, String> {
                 (Some('!'), Some('~')) => (Op::Nre, 2),
                 (Some('!'), Some('=')) => (Op::Ne, 2),
                 (Some('='), _) => (Op::Eq, 1),
-                _ => return Err(format!("1:{}: parse error: unexpected character after label name {label:?}", i + 1)),
+                _ => {
+                    return Err(format!(
+                        "1:{}: parse error: unexpected character after label name {label:?}",
+                        i + 1
+                    ))
+                }
             };
             i += op.1;
             skip_ws(&mut i);
-            let quote = match s.get(i) {
-                Some(c @ ('"' | '\'' | '`')) => *c,
-                _ => return Err(format!("1:{}: parse error: unexpected character in label matcher, expected string", i + 1)),
-            };
+            let quote =
+                match s.get(i) {
+                    Some(c @ ('"' | '\'' | '`')) => *c,
+                    _ => return Err(format!(
+                        "1:{}: parse error: unexpected character in label matcher, expected string",
+                        i + 1
+                    )),
+                };
             i += 1;
             let mut value = String::new();
             loop {
@@ -406,7 +454,10 @@ fn parse_selector(q: &str) -> Result<Vec<Matcher>, String> {
                     Some('\\') if quote != '`' => {
                         // PromQL strings use Go escapes; keep the escaped character
                         // (for regexes, keep the backslash so `\.` stays literal).
-                        let next = s.get(i + 1).copied().ok_or("parse error: unterminated quoted string")?;
+                        let next = s
+                            .get(i + 1)
+                            .copied()
+                            .ok_or("parse error: unterminated quoted string")?;
                         match next {
                             'n' => value.push('\n'),
                             't' => value.push('\t'),
@@ -428,7 +479,12 @@ fn parse_selector(q: &str) -> Result<Vec<Matcher>, String> {
                 Op::Re | Op::Nre => compile_regex(&value)?,
                 _ => vec![],
             };
-            matchers.push(Matcher { label, op: op.0, value, alternatives });
+            matchers.push(Matcher {
+                label,
+                op: op.0,
+                value,
+                alternatives,
+            });
             skip_ws(&mut i);
             match s.get(i) {
                 Some(',') => i += 1,

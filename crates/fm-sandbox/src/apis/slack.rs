@@ -25,7 +25,17 @@ const MAX_SECTION_TEXT: usize = 3000;
 const MAX_SECTION_FIELDS: usize = 10;
 const MAX_FIELD_TEXT: usize = 2000;
 const KNOWN_BLOCKS: &[&str] = &[
-    "section", "header", "divider", "context", "actions", "image", "input", "rich_text", "file", "video", "markdown",
+    "section",
+    "header",
+    "divider",
+    "context",
+    "actions",
+    "image",
+    "input",
+    "rich_text",
+    "file",
+    "video",
+    "markdown",
 ];
 
 /// The first Block Kit rule `blocks` breaks, if any.
@@ -41,16 +51,26 @@ fn check_blocks(blocks: &Value) -> Result<(), String> {
         if !KNOWN_BLOCKS.contains(&ty) {
             return Err(format!("blocks[{i}]: unknown block type {ty:?}"));
         }
-        let text_of = |t: &Value| t.get("text").and_then(Value::as_str).map(|s| s.chars().count());
+        let text_of = |t: &Value| {
+            t.get("text")
+                .and_then(Value::as_str)
+                .map(|s| s.chars().count())
+        };
         match ty {
             "header" => {
-                let t = b.get("text").ok_or(format!("blocks[{i}]: header needs text"))?;
+                let t = b
+                    .get("text")
+                    .ok_or(format!("blocks[{i}]: header needs text"))?;
                 if t.get("type").and_then(Value::as_str) != Some("plain_text") {
                     return Err(format!("blocks[{i}]: header text must be plain_text"));
                 }
                 match text_of(t) {
                     Some(n) if n <= MAX_HEADER_TEXT => {}
-                    Some(n) => return Err(format!("blocks[{i}].text: {n} characters, max {MAX_HEADER_TEXT}")),
+                    Some(n) => {
+                        return Err(format!(
+                            "blocks[{i}].text: {n} characters, max {MAX_HEADER_TEXT}"
+                        ))
+                    }
                     None => return Err(format!("blocks[{i}].text.text must be a string")),
                 }
             }
@@ -63,26 +83,45 @@ fn check_blocks(blocks: &Value) -> Result<(), String> {
                 if let Some(t) = t {
                     match text_of(t) {
                         Some(n) if n <= MAX_SECTION_TEXT => {}
-                        Some(n) => return Err(format!("blocks[{i}].text: {n} characters, max {MAX_SECTION_TEXT}")),
+                        Some(n) => {
+                            return Err(format!(
+                                "blocks[{i}].text: {n} characters, max {MAX_SECTION_TEXT}"
+                            ))
+                        }
                         None => return Err(format!("blocks[{i}].text.text must be a string")),
                     }
                 }
                 if let Some(f) = f {
-                    let fields = f.as_array().ok_or(format!("blocks[{i}].fields must be an array"))?;
+                    let fields = f
+                        .as_array()
+                        .ok_or(format!("blocks[{i}].fields must be an array"))?;
                     if fields.len() > MAX_SECTION_FIELDS {
-                        return Err(format!("blocks[{i}].fields: {} items, max {MAX_SECTION_FIELDS}", fields.len()));
+                        return Err(format!(
+                            "blocks[{i}].fields: {} items, max {MAX_SECTION_FIELDS}",
+                            fields.len()
+                        ));
                     }
                     for (j, field) in fields.iter().enumerate() {
                         match field.get("type").and_then(Value::as_str) {
                             Some("mrkdwn" | "plain_text") => {}
-                            _ => return Err(format!("blocks[{i}].fields[{j}].type must be mrkdwn or plain_text")),
+                            _ => {
+                                return Err(format!(
+                                    "blocks[{i}].fields[{j}].type must be mrkdwn or plain_text"
+                                ))
+                            }
                         }
                         match text_of(field) {
                             Some(n) if n <= MAX_FIELD_TEXT => {}
                             Some(n) => {
-                                return Err(format!("blocks[{i}].fields[{j}]: {n} characters, max {MAX_FIELD_TEXT}"))
+                                return Err(format!(
+                                    "blocks[{i}].fields[{j}]: {n} characters, max {MAX_FIELD_TEXT}"
+                                ))
                             }
-                            None => return Err(format!("blocks[{i}].fields[{j}].text must be a string")),
+                            None => {
+                                return Err(format!(
+                                    "blocks[{i}].fields[{j}].text must be a string"
+                                ))
+                            }
                         }
                     }
                 }
@@ -124,7 +163,10 @@ pub(crate) async fn webhook(
             return text(StatusCode::BAD_REQUEST, "invalid_payload");
         }
     };
-    let has_text = msg.get("text").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty());
+    let has_text = msg
+        .get("text")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.trim().is_empty());
     let blocks = msg.get("blocks").filter(|b| !b.is_null());
     if !has_text && blocks.is_none_or(|b| b.as_array().is_some_and(Vec::is_empty)) {
         w.count("slack.rejected");
@@ -138,7 +180,8 @@ pub(crate) async fn webhook(
         }
     }
     w.count("slack.messages");
-    w.slack_messages.push(json!({"received_at": rfc3339_millis(SystemTime::now()), "message": msg}));
+    w.slack_messages
+        .push(json!({"received_at": rfc3339_millis(SystemTime::now()), "message": msg}));
     text(StatusCode::OK, "ok")
 }
 
@@ -151,11 +194,15 @@ mod tests {
         let ok = json!([{"type": "header", "text": {"type": "plain_text", "text": "Incident Auto-Resolved"}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Service:*\npayment-service"}]}]);
         assert!(check_blocks(&ok).is_ok());
-        let long = json!([{"type": "header", "text": {"type": "plain_text", "text": "x".repeat(151)}}]);
+        let long =
+            json!([{"type": "header", "text": {"type": "plain_text", "text": "x".repeat(151)}}]);
         assert!(check_blocks(&long).is_err());
-        let fields: Vec<Value> = (0..11).map(|_| json!({"type": "mrkdwn", "text": "a"})).collect();
+        let fields: Vec<Value> = (0..11)
+            .map(|_| json!({"type": "mrkdwn", "text": "a"}))
+            .collect();
         assert!(check_blocks(&json!([{"type": "section", "fields": fields}])).is_err());
-        let big = json!([{"type": "section", "fields": [{"type": "mrkdwn", "text": "y".repeat(2001)}]}]);
+        let big =
+            json!([{"type": "section", "fields": [{"type": "mrkdwn", "text": "y".repeat(2001)}]}]);
         assert!(check_blocks(&big).is_err());
     }
 }

@@ -46,7 +46,10 @@ fn precheck(headers: &HeaderMap, query: Option<&str>, page_id: &str) -> Result<(
         return Err(error(StatusCode::UNAUTHORIZED, "Could not authenticate"));
     }
     if page_id != auth::STATUSPAGE_PAGE_ID {
-        return Err(error(StatusCode::NOT_FOUND, "The requested page could not be found"));
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "The requested page could not be found",
+        ));
     }
     Ok(())
 }
@@ -57,7 +60,10 @@ fn parse_incident(body: &Bytes) -> Result<Map<String, Value>, Response> {
             Some(Value::Object(i)) => Ok(i),
             _ => Err(error(StatusCode::BAD_REQUEST, "incident is missing")),
         },
-        _ => Err(error(StatusCode::BAD_REQUEST, "Request body is not valid JSON")),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "Request body is not valid JSON",
+        )),
     }
 }
 
@@ -82,18 +88,37 @@ fn component_json(service: &str, status: &str, now: &str) -> Value {
 
 /// Validates the parts of an incident body the sandbox understands;
 /// returns (status, component status) to apply.
-fn validate(inc: &Map<String, Value>, creating: bool) -> Result<(Option<String>, Option<String>), Response> {
-    if creating && inc.get("name").and_then(Value::as_str).is_none_or(|n| n.trim().is_empty()) {
-        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Name can't be blank"));
+fn validate(
+    inc: &Map<String, Value>,
+    creating: bool,
+) -> Result<(Option<String>, Option<String>), Response> {
+    if creating
+        && inc
+            .get("name")
+            .and_then(Value::as_str)
+            .is_none_or(|n| n.trim().is_empty())
+    {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Name can't be blank",
+        ));
     }
     let status = match inc.get("status") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if REALTIME_STATUSES.contains(&s.as_str()) => Some(s.clone()),
-        Some(_) => return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Status is not included in the list")),
+        Some(_) => {
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Status is not included in the list",
+            ))
+        }
     };
     if let Some(ids) = inc.get("component_ids").filter(|v| !v.is_null()) {
         let Some(ids) = ids.as_array() else {
-            return Err(error(StatusCode::BAD_REQUEST, "component_ids must be an array"));
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "component_ids must be an array",
+            ));
         };
         for id in ids {
             if id.as_str() != Some(auth::STATUSPAGE_COMPONENT_ID) {
@@ -108,18 +133,33 @@ fn validate(inc: &Map<String, Value>, creating: bool) -> Result<(Option<String>,
     if let Some(c) = inc.get("components").and_then(Value::as_object) {
         for (id, st) in c {
             if id != auth::STATUSPAGE_COMPONENT_ID {
-                return Err(error(StatusCode::UNPROCESSABLE_ENTITY, &format!("Component {id} not found")));
+                return Err(error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("Component {id} not found"),
+                ));
             }
             match st.as_str() {
                 Some(s) if COMPONENT_STATUSES.contains(&s) => comp_status = Some(s.to_string()),
-                _ => return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Component status is not included in the list")),
+                _ => {
+                    return Err(error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Component status is not included in the list",
+                    ))
+                }
             }
         }
     }
     Ok((status, comp_status))
 }
 
-fn update_json(incident_id: &str, n: u64, status: &str, body: &str, now: &str, comp: Option<(&str, &str, &str)>) -> Value {
+fn update_json(
+    incident_id: &str,
+    n: u64,
+    status: &str,
+    body: &str,
+    now: &str,
+    comp: Option<(&str, &str, &str)>,
+) -> Value {
     let affected: Vec<Value> = comp
         .map(|(name, old, new)| {
             vec![json!({"code": auth::STATUSPAGE_COMPONENT_ID, "name": name, "old_status": old, "new_status": new})]
@@ -174,10 +214,18 @@ pub(crate) async fn create(
     let n = w.next_id();
     let id = format!("sbxinc{n:06}");
     let service = w.scenario.incident_service();
-    let has_component = inc.get("component_ids").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+    let has_component = inc
+        .get("component_ids")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
         || comp_status.is_some();
     let comp_status = comp_status.unwrap_or_else(|| {
-        if status == "resolved" { "operational" } else { "partial_outage" }.to_string()
+        if status == "resolved" {
+            "operational"
+        } else {
+            "partial_outage"
+        }
+        .to_string()
     });
     let components: Vec<Value> = if has_component {
         vec![component_json(service, &comp_status, &now)]
@@ -247,13 +295,25 @@ pub(crate) async fn update(
     let mut w = sh.world();
     let n = w.next_id();
     let service = w.scenario.incident_service();
-    let Some(existing) = w.statuspage_incidents.iter_mut().find(|i| i["id"] == id.as_str()) else {
-        return error(StatusCode::NOT_FOUND, "The requested incident could not be found");
+    let Some(existing) = w
+        .statuspage_incidents
+        .iter_mut()
+        .find(|i| i["id"] == id.as_str())
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "The requested incident could not be found",
+        );
     };
     if let Some(name) = inc.get("name").and_then(Value::as_str) {
         existing["name"] = json!(name);
     }
-    let status = status.unwrap_or_else(|| existing["status"].as_str().unwrap_or("investigating").to_string());
+    let status = status.unwrap_or_else(|| {
+        existing["status"]
+            .as_str()
+            .unwrap_or("investigating")
+            .to_string()
+    });
     existing["status"] = json!(status);
     existing["updated_at"] = json!(now);
     if status == "resolved" && existing["resolved_at"].is_null() {
@@ -262,7 +322,8 @@ pub(crate) async fn update(
     if status == "monitoring" && existing["monitoring_at"].is_null() {
         existing["monitoring_at"] = json!(now);
     }
-    let new_comp = comp_status.or_else(|| (status == "resolved").then(|| "operational".to_string()));
+    let new_comp =
+        comp_status.or_else(|| (status == "resolved").then(|| "operational".to_string()));
     let mut affected = None;
     if let (Some(new), Some(comps)) = (new_comp, existing["components"].as_array_mut()) {
         if let Some(c) = comps.first_mut() {
@@ -279,7 +340,9 @@ pub(crate) async fn update(
         &status,
         body_text,
         &now,
-        affected.as_ref().map(|(o, nw)| (service, o.as_str(), nw.as_str())),
+        affected
+            .as_ref()
+            .map(|(o, nw)| (service, o.as_str(), nw.as_str())),
     );
     if let Some(updates) = existing["incident_updates"].as_array_mut() {
         updates.insert(0, upd);
@@ -316,8 +379,15 @@ pub(crate) async fn show(
     }
     sh.pause(sh.latencies.statuspage).await;
     let w = sh.world();
-    match w.statuspage_incidents.iter().find(|i| i["id"] == id.as_str()) {
+    match w
+        .statuspage_incidents
+        .iter()
+        .find(|i| i["id"] == id.as_str())
+    {
         Some(i) => json(StatusCode::OK, i.clone()),
-        None => error(StatusCode::NOT_FOUND, "The requested incident could not be found"),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "The requested incident could not be found",
+        ),
     }
 }

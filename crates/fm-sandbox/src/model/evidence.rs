@@ -88,9 +88,15 @@ fn sections(text: &str) -> Vec<(Kind, String, String)> {
         if let Some((key, rest)) = trimmed.split_once(':') {
             let key_ok = !key.is_empty()
                 && key.len() <= 60
-                && key.chars().all(|c| c.is_alphanumeric() || " ()_/".contains(c));
+                && key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || " ()_/".contains(c));
             if key_ok && kind_of_heading(key) != Kind::Other {
-                out.push((kind_of_heading(key), key.to_string(), rest.trim().to_string()));
+                out.push((
+                    kind_of_heading(key),
+                    key.to_string(),
+                    rest.trim().to_string(),
+                ));
                 continue;
             }
         }
@@ -190,7 +196,11 @@ impl Evidence {
                         .collect();
                     self.metrics_seen = true;
                     self.series.push(Series {
-                        name: metric.get("__name__").and_then(Value::as_str).unwrap_or("").to_string(),
+                        name: metric
+                            .get("__name__")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                         service: metric
                             .get("service")
                             .or_else(|| metric.get("job"))
@@ -201,7 +211,10 @@ impl Evidence {
                     return;
                 }
                 if let Some(msg) = o.get("message").and_then(Value::as_str) {
-                    if ["level", "timestamp", "pod", "severity", "ts"].iter().any(|k| o.contains_key(*k)) {
+                    if ["level", "timestamp", "pod", "severity", "ts"]
+                        .iter()
+                        .any(|k| o.contains_key(*k))
+                    {
                         self.logs_seen = true;
                         self.logs.push(Log {
                             message: msg.to_string(),
@@ -235,22 +248,34 @@ impl Evidence {
                     self.analysis = Some(v.clone());
                     return;
                 }
-                if o.get("status").and_then(Value::as_str) == Some("error") && o.contains_key("errorType") {
-                    let e = o.get("error").and_then(Value::as_str).unwrap_or("query failed");
+                if o.get("status").and_then(Value::as_str) == Some("error")
+                    && o.contains_key("errorType")
+                {
+                    let e = o
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("query failed");
                     self.missing_metrics = Some(format!("metrics query failed ({e})"));
                     return;
                 }
                 if let Some(note) = failure_note(v) {
                     match section {
-                        Kind::Logs => self.missing_logs = Some(format!("log query failed ({note})")),
-                        Kind::Metrics => self.missing_metrics = Some(format!("metrics query failed ({note})")),
-                        Kind::Deploys => self.missing_deploys = Some(format!("deploy query failed ({note})")),
+                        Kind::Logs => {
+                            self.missing_logs = Some(format!("log query failed ({note})"))
+                        }
+                        Kind::Metrics => {
+                            self.missing_metrics = Some(format!("metrics query failed ({note})"))
+                        }
+                        Kind::Deploys => {
+                            self.missing_deploys = Some(format!("deploy query failed ({note})"))
+                        }
                         Kind::Other => {}
                     }
                 }
                 if let Some(logs) = o.get("logs") {
                     if logs.is_null() {
-                        self.missing_logs.get_or_insert_with(|| "logs are null in the prompt".into());
+                        self.missing_logs
+                            .get_or_insert_with(|| "logs are null in the prompt".into());
                     } else if logs.is_array() {
                         self.logs_seen = true;
                     }
@@ -304,9 +329,20 @@ pub(crate) fn extract(text: &str) -> Evidence {
             Kind::Metrics => "metrics",
             _ => "deploys",
         };
-        let empty = matches!(lower.as_str(), "" | "null" | "none" | "undefined" | "nil" | "{}" | "\"\"");
+        let empty = matches!(
+            lower.as_str(),
+            "" | "null" | "none" | "undefined" | "nil" | "{}" | "\"\""
+        );
         let note = if empty {
-            Some(format!("{what} missing: the prompt shows {} under {:?}", if trimmed.is_empty() { "nothing" } else { trimmed }, heading.trim_matches('#').trim()))
+            Some(format!(
+                "{what} missing: the prompt shows {} under {:?}",
+                if trimmed.is_empty() {
+                    "nothing"
+                } else {
+                    trimmed
+                },
+                heading.trim_matches('#').trim()
+            ))
         } else if FAILURE_WORDS.iter().any(|w| lower.contains(w))
             && (kind != Kind::Logs || (lower.len() < 300 && !lower.contains('\n')))
         {
@@ -331,7 +367,10 @@ pub(crate) fn extract(text: &str) -> Evidence {
                 // Plain-text logs: one line per entry.
                 for line in trimmed.lines().map(str::trim).filter(|l| !l.is_empty()) {
                     ev.logs_seen = true;
-                    ev.logs.push(Log { message: line.to_string(), ..Log::default() });
+                    ev.logs.push(Log {
+                        message: line.to_string(),
+                        ..Log::default()
+                    });
                 }
             }
             _ => {}
@@ -369,6 +408,8 @@ mod tests {
     fn prometheus_errors_are_missing_metrics() {
         let text = "## Metrics:\n{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"invalid parameter\"}\n";
         let ev = extract(text);
-        assert!(ev.missing_metrics.is_some_and(|m| m.contains("invalid parameter")));
+        assert!(ev
+            .missing_metrics
+            .is_some_and(|m| m.contains("invalid parameter")));
     }
 }

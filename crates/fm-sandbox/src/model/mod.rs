@@ -64,12 +64,21 @@ const OOM_PATTERNS: &[(&str, &str)] = &[
 ];
 
 const POOL_PATTERNS: &[(&str, &str)] = &[
-    ("timeout acquiring connection", "'timeout acquiring connection'"),
+    (
+        "timeout acquiring connection",
+        "'timeout acquiring connection'",
+    ),
     ("pool exhausted", "'pool exhausted'"),
     ("too many connections", "'too many connections'"),
-    ("connection is not available", "'connection is not available'"),
+    (
+        "connection is not available",
+        "'connection is not available'",
+    ),
     ("too many clients", "'too many clients'"),
-    ("remaining connection slots", "'remaining connection slots are reserved'"),
+    (
+        "remaining connection slots",
+        "'remaining connection slots are reserved'",
+    ),
     ("unable to acquire", "'unable to acquire connection'"),
 ];
 
@@ -111,9 +120,16 @@ fn hits_evidence(h: &Hits) -> Vec<String> {
             let lines = if *n == 1 { "line" } else { "lines" };
             match pods.len() {
                 0 => format!("{n} {label} log {lines}"),
-                1 => format!("{n} {label} {lines} in {}", pods.keys().next().map(String::as_str).unwrap_or("")),
+                1 => format!(
+                    "{n} {label} {lines} in {}",
+                    pods.keys().next().map(String::as_str).unwrap_or("")
+                ),
                 k => {
-                    let top = pods.iter().max_by_key(|(_, c)| **c).map(|(p, _)| p.as_str()).unwrap_or("");
+                    let top = pods
+                        .iter()
+                        .max_by_key(|(_, c)| **c)
+                        .map(|(p, _)| p.as_str())
+                        .unwrap_or("");
                     format!("{n} {label} {lines} across {k} pods (most in {top})")
                 }
             }
@@ -130,8 +146,15 @@ fn ratio_pct(v: f64) -> String {
     format!("{}%", (v * 1000.0).round() / 10.0)
 }
 
-fn series_named<'a>(ev: &'a Evidence, pred: impl Fn(&str) -> bool, service: Option<&str>) -> Option<&'a Series> {
-    let mut candidates = ev.series.iter().filter(|s| pred(&s.name) && !s.points.is_empty());
+fn series_named<'a>(
+    ev: &'a Evidence,
+    pred: impl Fn(&str) -> bool,
+    service: Option<&str>,
+) -> Option<&'a Series> {
+    let mut candidates = ev
+        .series
+        .iter()
+        .filter(|s| pred(&s.name) && !s.points.is_empty());
     let all: Vec<&Series> = candidates.by_ref().collect();
     all.iter()
         .find(|s| service.is_some() && s.service.as_deref() == service)
@@ -166,7 +189,9 @@ fn service_of(ev: &Evidence, text: &str) -> Option<String> {
                 let name: String = rest
                     .trim()
                     .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || *c == '.')
+                    .take_while(|c| {
+                        c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || *c == '.'
+                    })
                     .collect();
                 if !name.is_empty() {
                     return Some(name);
@@ -226,10 +251,15 @@ pub fn analyze(text: &str) -> Analysis {
 
     // --- connection pool ---
     let pool = count_hits(&ev.logs, POOL_PATTERNS);
-    let util = series_named(&ev, |n| n.contains("pool") && (n.contains("util") || n.contains("percent")), svc_ref);
+    let util = series_named(
+        &ev,
+        |n| n.contains("pool") && (n.contains("util") || n.contains("percent")),
+        svc_ref,
+    );
     let wait = series_named(&ev, |n| n.contains("pool") && n.contains("wait"), svc_ref);
     let util_max = util.map(max_of);
-    let pool_metric_high = util_max.is_some_and(|m| m >= 95.0) || wait.is_some_and(|w| max_of(w) >= 1.0);
+    let pool_metric_high =
+        util_max.is_some_and(|m| m >= 95.0) || wait.is_some_and(|w| max_of(w) >= 1.0);
     let pool_score = usize::from(pool.total > 0) + usize::from(pool_metric_high);
 
     // --- deploys ---
@@ -238,7 +268,11 @@ pub fn analyze(text: &str) -> Analysis {
         .iter()
         .filter(|d| svc_ref.is_none() || d.service.is_none() || d.service.as_deref() == svc_ref)
         .filter(|d| d.age_minutes.is_some())
-        .min_by(|a, b| a.age_minutes.partial_cmp(&b.age_minutes).unwrap_or(std::cmp::Ordering::Equal));
+        .min_by(|a, b| {
+            a.age_minutes
+                .partial_cmp(&b.age_minutes)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
     let errors_ratio = series_named(&ev, |n| n.contains("error"), svc_ref);
     let mut deploy_notes = Vec::new();
     let mut bad_score = 0;
@@ -248,16 +282,38 @@ pub fn analyze(text: &str) -> Analysis {
         let deployed_at = d
             .deployed_at
             .unwrap_or_else(|| crate::time::unix_secs(std::time::SystemTime::now()) - age * 60.0);
-        let mention = ev.logs.iter().filter(|l| l.message.contains(&d.version)).count();
+        let mention = ev
+            .logs
+            .iter()
+            .filter(|l| l.message.contains(&d.version))
+            .count();
         let timed: Vec<f64> = ev.logs.iter().filter_map(|l| l.ts).collect();
         let after = timed.iter().filter(|t| **t >= deployed_at).count();
         let before = timed.iter().filter(|t| **t < deployed_at - 60.0).count();
         let log_corr = mention > 0 || (after > 0 && before == 0);
         let mut metric_corr = false;
         if let Some(er) = errors_ratio {
-            let mean = |v: Vec<f64>| if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) };
-            let pre = mean(er.points.iter().filter(|p| p.0 < deployed_at).map(|p| p.1).collect());
-            let post = mean(er.points.iter().filter(|p| p.0 >= deployed_at + 30.0).map(|p| p.1).collect());
+            let mean = |v: Vec<f64>| {
+                if v.is_empty() {
+                    None
+                } else {
+                    Some(v.iter().sum::<f64>() / v.len() as f64)
+                }
+            };
+            let pre = mean(
+                er.points
+                    .iter()
+                    .filter(|p| p.0 < deployed_at)
+                    .map(|p| p.1)
+                    .collect(),
+            );
+            let post = mean(
+                er.points
+                    .iter()
+                    .filter(|p| p.0 >= deployed_at + 30.0)
+                    .map(|p| p.1)
+                    .collect(),
+            );
             if let (Some(pre), Some(post)) = (pre, post) {
                 if post > 0.05 && post > pre * 5.0 {
                     metric_corr = true;
@@ -271,13 +327,32 @@ pub fn analyze(text: &str) -> Analysis {
         }
         if log_corr || metric_corr {
             bad_score = usize::from(log_corr) + usize::from(metric_corr);
-            let by = d.author.as_deref().map(|a| format!(" by {a}")).unwrap_or_default();
-            let id = d.id.as_deref().map(|i| format!(" ({i})")).unwrap_or_default();
-            deploy_notes.insert(0, format!("Deploy {}{id} went out {} minutes ago{by}", d.version, age.round()));
+            let by = d
+                .author
+                .as_deref()
+                .map(|a| format!(" by {a}"))
+                .unwrap_or_default();
+            let id =
+                d.id.as_deref()
+                    .map(|i| format!(" ({i})"))
+                    .unwrap_or_default();
+            deploy_notes.insert(
+                0,
+                format!(
+                    "Deploy {}{id} went out {} minutes ago{by}",
+                    d.version,
+                    age.round()
+                ),
+            );
             if mention > 0 {
                 deploy_notes.push(format!("{mention} error log lines mention {}", d.version));
             }
-            if let Some(first) = timed.iter().copied().filter(|t| *t >= deployed_at).reduce(f64::min) {
+            if let Some(first) = timed
+                .iter()
+                .copied()
+                .filter(|t| *t >= deployed_at)
+                .reduce(f64::min)
+            {
                 if before == 0 {
                     deploy_notes.push(format!(
                         "Errors started {} after the deploy; none before it",
@@ -293,14 +368,24 @@ pub fn analyze(text: &str) -> Analysis {
             "No recent deploys (last deploy {} ago)",
             humanize_secs(d.age_minutes.unwrap_or(0.0) * 60.0)
         )),
-        (None, None) if ev.deploys_seen => Some("No recent deploys (none in the deploy history provided)".to_string()),
+        (None, None) if ev.deploys_seen => {
+            Some("No recent deploys (none in the deploy history provided)".to_string())
+        }
         (None, None) => None,
     };
 
     // --- decide ---
     let mut evidence = Vec::new();
-    let candidates = [("bad_deploy", bad_score), ("OOM", oom_score), ("connection_pool_exhausted", pool_score)];
-    let best = candidates.iter().filter(|c| c.1 > 0).max_by_key(|c| c.1).copied();
+    let candidates = [
+        ("bad_deploy", bad_score),
+        ("OOM", oom_score),
+        ("connection_pool_exhausted", pool_score),
+    ];
+    let best = candidates
+        .iter()
+        .filter(|c| c.1 > 0)
+        .max_by_key(|c| c.1)
+        .copied();
     // max_by_key keeps the last maximum; prefer the earlier entry on ties.
     let best = best.and_then(|b| candidates.iter().find(|c| c.1 == b.1).copied());
     let (issue_type, score) = best.unwrap_or(("unknown", 0));
@@ -309,7 +394,11 @@ pub fn analyze(text: &str) -> Analysis {
             evidence.extend(mem_note.clone());
             evidence.extend(hits_evidence(&oom));
             evidence.extend(deploy_context.clone());
-            let kinds: Vec<&str> = oom.by_label.iter().map(|(l, _, _)| l.trim_matches('\'')).collect();
+            let kinds: Vec<&str> = oom
+                .by_label
+                .iter()
+                .map(|(l, _, _)| l.trim_matches('\''))
+                .collect();
             let rc = match (oom.total > 0, mem_high) {
                 (true, true) => format!(
                     "Memory leak in {svc}: heap exhausted ({}) as memory climbed to {}% - OOM pattern detected",
@@ -330,10 +419,17 @@ pub fn analyze(text: &str) -> Analysis {
         }
         "connection_pool_exhausted" => {
             if let Some(m) = util_max.filter(|m| *m >= 95.0) {
-                evidence.push(format!("Connection pool utilization at {}% (db_pool_utilization_percent)", pct(m)));
+                evidence.push(format!(
+                    "Connection pool utilization at {}% (db_pool_utilization_percent)",
+                    pct(m)
+                ));
             }
             if let Some(w) = wait.filter(|w| max_of(w) >= 1.0) {
-                evidence.push(format!("Requests waited up to {}s for a connection ({})", pct(max_of(w)), w.name));
+                evidence.push(format!(
+                    "Requests waited up to {}s for a connection ({})",
+                    pct(max_of(w)),
+                    w.name
+                ));
             }
             evidence.extend(hits_evidence(&pool));
             evidence.extend(deploy_context.clone());
@@ -356,15 +452,22 @@ pub fn analyze(text: &str) -> Analysis {
                 Some(id) => format!("deploy {id} ({version})"),
                 None => format!("deploy {version}"),
             };
-            (rc, format!("Roll back {svc} {target} to the previous version"))
+            (
+                rc,
+                format!("Roll back {svc} {target} to the previous version"),
+            )
         }
         _ => {
             match top_error(&ev.logs) {
                 Some((msg, n)) => {
                     evidence.push(format!("Most frequent error ({n} lines): \"{msg}\""));
-                    evidence.push("Matches no known pattern (OOM, connection pool, bad deploy)".to_string());
+                    evidence.push(
+                        "Matches no known pattern (OOM, connection pool, bad deploy)".to_string(),
+                    );
                 }
-                None if ev.logs_seen => evidence.push("No error logs in the window provided".to_string()),
+                None if ev.logs_seen => {
+                    evidence.push("No error logs in the window provided".to_string())
+                }
                 None => {}
             }
             if let Some(m) = mem_note.clone() {
@@ -379,7 +482,11 @@ pub fn analyze(text: &str) -> Analysis {
         }
     };
     let mut missing = Vec::new();
-    for (label, m) in [("logs", &ev.missing_logs), ("metrics", &ev.missing_metrics), ("deploys", &ev.missing_deploys)] {
+    for (label, m) in [
+        ("logs", &ev.missing_logs),
+        ("metrics", &ev.missing_metrics),
+        ("deploys", &ev.missing_deploys),
+    ] {
         if let Some(m) = m {
             evidence.push(format!("Partial context: {m}"));
             missing.push(label);
@@ -394,7 +501,10 @@ pub fn analyze(text: &str) -> Analysis {
         confidence = "medium";
     }
     if !missing.is_empty() && issue_type != "unknown" && score < 2 {
-        evidence.push(format!("Confidence lowered: {} missing, only one kind of evidence", missing.join(" and ")));
+        evidence.push(format!(
+            "Confidence lowered: {} missing, only one kind of evidence",
+            missing.join(" and ")
+        ));
     }
     Analysis {
         root_cause,
@@ -412,7 +522,10 @@ fn top_error(logs: &[Log]) -> Option<(String, usize)> {
     let mut groups: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for l in logs {
         let key: String = l.message.chars().filter(|c| !c.is_ascii_digit()).collect();
-        groups.entry(key).or_insert_with(|| (l.message.clone(), 0)).1 += 1;
+        groups
+            .entry(key)
+            .or_insert_with(|| (l.message.clone(), 0))
+            .1 += 1;
     }
     groups
         .into_values()
@@ -447,12 +560,20 @@ fn message_text(m: &Value) -> String {
 
 /// Answers a chat-completions request body (already validated).
 pub(crate) fn respond(req: &Value) -> Reply {
-    let msgs = req.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let msgs = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let (mut instructions, mut prompt) = (String::new(), String::new());
     for m in &msgs {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
         let t = message_text(m);
-        let target = if matches!(role, "system" | "developer") { &mut instructions } else { &mut prompt };
+        let target = if matches!(role, "system" | "developer") {
+            &mut instructions
+        } else {
+            &mut prompt
+        };
         target.push_str(&t);
         target.push('\n');
     }
@@ -462,28 +583,51 @@ pub(crate) fn respond(req: &Value) -> Reply {
     let lower_instr = instructions.to_ascii_lowercase();
     let lower_prompt = prompt.to_ascii_lowercase();
     let asks_json = lower_instr.contains("json")
-        || ["as json", "in json", "json object", "valid json", "json format", "respond with json"]
-            .iter()
-            .any(|p| lower_prompt.contains(p));
+        || [
+            "as json",
+            "in json",
+            "json object",
+            "valid json",
+            "json format",
+            "respond with json",
+        ]
+        .iter()
+        .any(|p| lower_prompt.contains(p));
     let is_postmortem = ["postmortem", "post-mortem", "post mortem"]
         .iter()
         .any(|p| lower_instr.contains(p) || lower_prompt.contains(p));
     if is_postmortem {
         let pm = postmortem::build(&all);
         let content = if forced_json {
-            fit_schema(pm.to_json(), req.pointer("/response_format/json_schema/schema")).to_string()
+            fit_schema(
+                pm.to_json(),
+                req.pointer("/response_format/json_schema/schema"),
+            )
+            .to_string()
         } else {
             pm.to_markdown()
         };
-        return Reply { content, kind: ReplyKind::Postmortem, issue_type: None };
+        return Reply {
+            content,
+            kind: ReplyKind::Postmortem,
+            issue_type: None,
+        };
     }
     let a = analyze(&all);
     let content = if forced_json || asks_json {
-        fit_schema(a.to_json(), req.pointer("/response_format/json_schema/schema")).to_string()
+        fit_schema(
+            a.to_json(),
+            req.pointer("/response_format/json_schema/schema"),
+        )
+        .to_string()
     } else {
         a.to_markdown()
     };
-    Reply { content, kind: ReplyKind::Analysis, issue_type: Some(a.issue_type) }
+    Reply {
+        content,
+        kind: ReplyKind::Analysis,
+        issue_type: Some(a.issue_type),
+    }
 }
 
 impl Analysis {
@@ -513,10 +657,19 @@ fn fit_schema(v: Value, schema: Option<&Value>) -> Value {
     if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
         obj.retain(|k, _| props.contains_key(k));
     }
-    for req in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+    for req in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(k) = req.as_str() else { continue };
         if !obj.contains_key(k) {
-            let empty = match props.get(k).and_then(|p| p.get("type")).and_then(Value::as_str) {
+            let empty = match props
+                .get(k)
+                .and_then(|p| p.get("type"))
+                .and_then(Value::as_str)
+            {
                 Some("array") => json!([]),
                 Some("object") => json!({}),
                 Some("number" | "integer") => json!(0),
@@ -566,8 +719,15 @@ Provide your analysis:"#;
         assert_eq!(a.issue_type, "connection_pool_exhausted");
         assert_eq!(a.confidence, "high");
         assert_eq!(a.severity, "critical");
-        assert!(a.supporting_evidence.iter().any(|e| e.contains("100%")), "{:?}", a.supporting_evidence);
-        assert!(a.supporting_evidence.iter().any(|e| e.contains("No recent deploys (last deploy 6 days ago)")));
+        assert!(
+            a.supporting_evidence.iter().any(|e| e.contains("100%")),
+            "{:?}",
+            a.supporting_evidence
+        );
+        assert!(a
+            .supporting_evidence
+            .iter()
+            .any(|e| e.contains("No recent deploys (last deploy 6 days ago)")));
         assert!(!a.root_cause.contains("OOM"));
     }
 
@@ -584,9 +744,15 @@ Provide your analysis:"#;
         let a = analyze(prompt);
         assert_eq!(a.issue_type, "OOM");
         assert_eq!(a.confidence, "high");
-        assert!(a.supporting_evidence.contains(&"Memory grew from 45% to 94% over 2 hours".to_string()));
-        assert!(a.supporting_evidence.contains(&"2 OutOfMemoryError lines in payment-service-abc123".to_string()));
-        assert!(a.supporting_evidence.contains(&"No recent deploys (last deploy 3 days ago)".to_string()));
+        assert!(a
+            .supporting_evidence
+            .contains(&"Memory grew from 45% to 94% over 2 hours".to_string()));
+        assert!(a
+            .supporting_evidence
+            .contains(&"2 OutOfMemoryError lines in payment-service-abc123".to_string()));
+        assert!(a
+            .supporting_evidence
+            .contains(&"No recent deploys (last deploy 3 days ago)".to_string()));
     }
 
     #[test]
@@ -595,7 +761,10 @@ Provide your analysis:"#;
         let a = analyze(prompt);
         assert_eq!(a.issue_type, "OOM");
         assert_eq!(a.confidence, "medium");
-        assert!(a.supporting_evidence.iter().any(|e| e.starts_with("Partial context: metrics")));
+        assert!(a
+            .supporting_evidence
+            .iter()
+            .any(|e| e.starts_with("Partial context: metrics")));
     }
 
     #[test]
@@ -622,7 +791,10 @@ Provide your analysis:"#;
         let schema = json!({"type": "object", "additionalProperties": false,
             "properties": {"issue_type": {"type": "string"}, "extra": {"type": "array"}},
             "required": ["issue_type", "extra"]});
-        let v = fit_schema(json!({"root_cause": "x", "issue_type": "OOM"}), Some(&schema));
+        let v = fit_schema(
+            json!({"root_cause": "x", "issue_type": "OOM"}),
+            Some(&schema),
+        );
         assert_eq!(v, json!({"issue_type": "OOM", "extra": []}));
     }
 }

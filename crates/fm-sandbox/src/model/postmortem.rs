@@ -33,7 +33,8 @@ fn facts(text: &str) -> BTreeMap<String, String> {
                 && !v.is_empty()
                 && k.chars().all(|c| c.is_alphanumeric() || " -_".contains(c))
             {
-                out.entry(k.to_ascii_lowercase()).or_insert_with(|| v.to_string());
+                out.entry(k.to_ascii_lowercase())
+                    .or_insert_with(|| v.to_string());
             }
         }
     }
@@ -48,33 +49,72 @@ pub(crate) fn build(text: &str) -> Postmortem {
     let f = facts(text);
     let ev = evidence::extract(text);
     let analysis = ev.analysis.clone().unwrap_or(Value::Null);
-    let service = first(&f, &["service", "affected service"]).unwrap_or("the service").to_string();
-    let incident = first(&f, &["incident", "alert", "summary", "title"]).unwrap_or("service degradation").to_string();
+    let service = first(&f, &["service", "affected service"])
+        .unwrap_or("the service")
+        .to_string();
+    let incident = first(&f, &["incident", "alert", "summary", "title"])
+        .unwrap_or("service degradation")
+        .to_string();
     let root = first(&f, &["root cause", "cause"])
         .map(str::to_string)
-        .or_else(|| analysis.get("root_cause").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            analysis
+                .get("root_cause")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "Not determined from the information provided.".to_string());
-    let triggered = first(&f, &["triggered", "triggered at", "started", "start"]).map(str::to_string);
+    let triggered =
+        first(&f, &["triggered", "triggered at", "started", "start"]).map(str::to_string);
     let resolved = first(&f, &["resolved", "resolved at", "ended", "end"]).map(str::to_string);
-    let action = first(&f, &["action taken", "action", "remediation", "recommended action"])
-        .map(str::to_string)
-        .or_else(|| analysis.get("recommended_action").and_then(Value::as_str).map(str::to_string));
+    let action = first(
+        &f,
+        &[
+            "action taken",
+            "action",
+            "remediation",
+            "recommended action",
+        ],
+    )
+    .map(str::to_string)
+    .or_else(|| {
+        analysis
+            .get("recommended_action")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     let auto = first(&f, &["auto-resolved", "auto resolved", "automated"])
         .is_some_and(|v| v.to_ascii_lowercase().starts_with('y') || v.eq_ignore_ascii_case("true"));
-    let duration = match (triggered.as_deref().and_then(parse_rfc3339), resolved.as_deref().and_then(parse_rfc3339)) {
+    let duration = match (
+        triggered.as_deref().and_then(parse_rfc3339),
+        resolved.as_deref().and_then(parse_rfc3339),
+    ) {
         (Some(t), Some(r)) if r >= t => Some(humanize_secs(r - t)),
         _ => None,
     };
 
     let mut timeline = Vec::new();
     if let Some(d) = ev.deploys.iter().min_by(|a, b| {
-        a.age_minutes.partial_cmp(&b.age_minutes).unwrap_or(std::cmp::Ordering::Equal)
+        a.age_minutes
+            .partial_cmp(&b.age_minutes)
+            .unwrap_or(std::cmp::Ordering::Equal)
     }) {
-        let when = d.deployed_at.map(|t| crate::time::rfc3339(crate::time::from_unix_secs(t)));
-        let ago = d.age_minutes.map(|a| format!(" ({} before this draft)", humanize_secs(a * 60.0))).unwrap_or_default();
-        timeline.push((when.unwrap_or_else(|| "earlier".into()), format!("Most recent deploy of {service}: {}{ago}", d.version)));
+        let when = d
+            .deployed_at
+            .map(|t| crate::time::rfc3339(crate::time::from_unix_secs(t)));
+        let ago = d
+            .age_minutes
+            .map(|a| format!(" ({} before this draft)", humanize_secs(a * 60.0)))
+            .unwrap_or_default();
+        timeline.push((
+            when.unwrap_or_else(|| "earlier".into()),
+            format!("Most recent deploy of {service}: {}{ago}", d.version),
+        ));
     }
-    timeline.push((triggered.clone().unwrap_or_else(|| "T+0".into()), format!("Alert fired: {incident}")));
+    timeline.push((
+        triggered.clone().unwrap_or_else(|| "T+0".into()),
+        format!("Alert fired: {incident}"),
+    ));
     timeline.push((
         "shortly after".into(),
         "Automated triage gathered logs, metrics and recent deploys and identified the likely root cause".into(),
@@ -84,7 +124,11 @@ pub(crate) fn build(text: &str) -> Postmortem {
     }
     timeline.push((
         resolved.clone().unwrap_or_else(|| "pending".into()),
-        if resolved.is_some() { "Service healthy again; incident resolved".into() } else { "Resolution pending".into() },
+        if resolved.is_some() {
+            "Service healthy again; incident resolved".into()
+        } else {
+            "Resolution pending".into()
+        },
     ));
 
     let mut summary = format!("{service} was affected by: {incident}.");
@@ -103,30 +147,54 @@ pub(crate) fn build(text: &str) -> Postmortem {
         (None, _) => "No remediation recorded in the information provided.".to_string(),
     };
 
-    let topic = format!("{root} {incident} {}", analysis.get("issue_type").and_then(Value::as_str).unwrap_or("")).to_ascii_lowercase();
+    let topic = format!(
+        "{root} {incident} {}",
+        analysis
+            .get("issue_type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    )
+    .to_ascii_lowercase();
     let mut action_items: Vec<String> = Vec::new();
     if topic.contains("memory") || topic.contains("oom") || topic.contains("heap") {
-        action_items.push(format!("Capture a heap dump on the next occurrence and fix the leak in {service}"));
-        action_items.push("Alert on memory growth rate (e.g. +10 points per hour), not only on the 90% threshold".into());
+        action_items.push(format!(
+            "Capture a heap dump on the next occurrence and fix the leak in {service}"
+        ));
+        action_items.push(
+            "Alert on memory growth rate (e.g. +10 points per hour), not only on the 90% threshold"
+                .into(),
+        );
         action_items.push("Review the container memory limit and JVM heap settings".into());
     } else if topic.contains("pool") || topic.contains("connection") {
         action_items.push("Right-size the database connection pool per replica against the database's max_connections".into());
         action_items.push("Find and fix the slow queries that hold connections".into());
         action_items.push("Alert on pool utilization above 80%".into());
-    } else if topic.contains("deploy") || topic.contains("rollback") || topic.contains("regression") {
-        action_items.push("Add a regression test for the failing code path before redeploying".into());
+    } else if topic.contains("deploy") || topic.contains("rollback") || topic.contains("regression")
+    {
+        action_items
+            .push("Add a regression test for the failing code path before redeploying".into());
         action_items.push("Gate deploys with canary analysis on the HTTP error ratio".into());
         action_items.push("Ship the fix behind a feature flag".into());
     } else {
-        action_items.push("Identify the root cause (no known pattern matched) and write a runbook for it".into());
+        action_items.push(
+            "Identify the root cause (no known pattern matched) and write a runbook for it".into(),
+        );
     }
-    action_items.push("Review this automated remediation and confirm the runbook pipeline did the right thing".into());
+    action_items.push(
+        "Review this automated remediation and confirm the runbook pipeline did the right thing"
+            .into(),
+    );
     action_items.push("Have the service owner review and publish this postmortem".into());
 
     let evidence = analysis
         .get("supporting_evidence")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
 
     Postmortem {
@@ -142,7 +210,10 @@ pub(crate) fn build(text: &str) -> Postmortem {
 
 impl Postmortem {
     pub(crate) fn to_markdown(&self) -> String {
-        let mut s = format!("{SIMULATION_NOTICE}\n\n# {}\n\n## Summary\n{}\n\n## Timeline\n", self.title, self.summary);
+        let mut s = format!(
+            "{SIMULATION_NOTICE}\n\n# {}\n\n## Summary\n{}\n\n## Timeline\n",
+            self.title, self.summary
+        );
         for (when, what) in &self.timeline {
             s.push_str(&format!("- **{when}** — {what}\n"));
         }
@@ -153,7 +224,10 @@ impl Postmortem {
                 s.push_str(&format!("- {e}\n"));
             }
         }
-        s.push_str(&format!("\n## Resolution\n{}\n\n## Action Items\n", self.resolution));
+        s.push_str(&format!(
+            "\n## Resolution\n{}\n\n## Action Items\n",
+            self.resolution
+        ));
         for a in &self.action_items {
             s.push_str(&format!("- [ ] {a}\n"));
         }
@@ -161,7 +235,11 @@ impl Postmortem {
     }
 
     pub(crate) fn to_json(&self) -> Value {
-        let timeline: Vec<Value> = self.timeline.iter().map(|(w, e)| json!({"time": w, "event": e})).collect();
+        let timeline: Vec<Value> = self
+            .timeline
+            .iter()
+            .map(|(w, e)| json!({"time": w, "event": e}))
+            .collect();
         json!({
             "title": self.title,
             "summary": self.summary,
@@ -183,7 +261,13 @@ mod tests {
         let text = "Create postmortem for:\n\nService: payment-service\nIncident: payment-service: High memory usage (>90%)\nRoot Cause: Memory leak in payment-service - OOM pattern detected\nTriggered: 2024-01-15T03:42:00Z\nResolved: 2024-01-15T03:43:19Z\nAction Taken: Rolling restart of deployment payment-service\nAuto-resolved: Yes\n\nRecent deploys: [{\"id\":\"dep-1\",\"version\":\"v2.8.3\",\"deployed_at\":\"2024-01-12T03:42:00Z\",\"age_minutes\":4320}]";
         let md = build(text).to_markdown();
         assert!(md.starts_with(SIMULATION_NOTICE));
-        for section in ["## Summary", "## Timeline", "## Root Cause", "## Resolution", "## Action Items"] {
+        for section in [
+            "## Summary",
+            "## Timeline",
+            "## Root Cause",
+            "## Resolution",
+            "## Action Items",
+        ] {
             assert!(md.contains(section), "{section} missing in {md}");
         }
         assert!(md.contains("Memory leak in payment-service"));

@@ -21,7 +21,10 @@ pub async fn start(scenario: Scenario) -> Sandbox {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 pub fn secret(sb: &Sandbox, k: &str) -> String {
@@ -61,7 +64,12 @@ pub async fn fetch_metrics(sb: &Sandbox, service: &str) -> Value {
     let end = now.to_string();
     client()
         .post(format!("{}/api/v1/query_range", input(sb, "metrics_api")))
-        .form(&[("query", query.as_str()), ("start", start.as_str()), ("end", end.as_str()), ("step", "60")])
+        .form(&[
+            ("query", query.as_str()),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", "60"),
+        ])
         .send()
         .await
         .unwrap()
@@ -92,7 +100,13 @@ pub async fn health(sb: &Sandbox, service: &str) -> (u16, Value) {
 }
 
 /// The reference's analysis prompt, filled with what the sandbox served.
-pub fn triage_prompt(service: &str, summary: &str, logs: &Value, metrics: &Value, deploys: &Value) -> String {
+pub fn triage_prompt(
+    service: &str,
+    summary: &str,
+    logs: &Value,
+    metrics: &Value,
+    deploys: &Value,
+) -> String {
     format!(
         "Incident triage for {service}:\n\nAlert: {summary}\nSeverity: critical\n\n## Recent Logs (errors):\n{}\n\n## Metrics (last 30 min):\n{}\n\n## Recent Deployments:\n{}\n\nProvide your analysis:",
         serde_json::to_string(logs).unwrap(),
@@ -116,7 +130,10 @@ pub async fn chat(sb: &Sandbox, system: &str, prompt: &str, extra: Value) -> Val
         }
     }
     let r = client()
-        .post(format!("{}/chat/completions", secret(sb, "OPENAI_BASE_URL")))
+        .post(format!(
+            "{}/chat/completions",
+            secret(sb, "OPENAI_BASE_URL")
+        ))
         .bearer_auth(secret(sb, "OPENAI_API_KEY"))
         .json(&body)
         .send()
@@ -128,7 +145,12 @@ pub async fn chat(sb: &Sandbox, system: &str, prompt: &str, extra: Value) -> Val
 
 /// The analysis JSON inside a chat completion.
 pub fn content_json(completion: &Value) -> Value {
-    serde_json::from_str(completion["choices"][0]["message"]["content"].as_str().unwrap()).unwrap()
+    serde_json::from_str(
+        completion["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// Polls health until 200 or the deadline.
