@@ -434,14 +434,15 @@ fn parse_selector(q: &str) -> Result<Vec<Matcher>, String> {
             };
             i += op.1;
             skip_ws(&mut i);
-            let quote =
-                match s.get(i) {
-                    Some(c @ ('"' | '\'' | '`')) => *c,
-                    _ => return Err(format!(
+            let quote = match s.get(i) {
+                Some(c @ ('"' | '\'' | '`')) => *c,
+                _ => {
+                    return Err(format!(
                         "1:{}: parse error: unexpected character in label matcher, expected string",
                         i + 1
-                    )),
-                };
+                    ))
+                }
+            };
             i += 1;
             let mut value = String::new();
             loop {
