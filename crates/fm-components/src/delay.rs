@@ -68,13 +68,16 @@ impl StageRuntime for DelayRuntime {
                 .duration
                 .render(cx.scope)
                 .map_err(|e| StageError::template(&e, "config.ms"))?;
-            let d = parse_duration(&v).filter(|d| *d <= MAX_DELAY).ok_or_else(|| {
-                StageError::new(
+            let d =
+                parse_duration(&v)
+                    .filter(|d| *d <= MAX_DELAY)
+                    .ok_or_else(|| {
+                        StageError::new(
                     ErrorKind::Config,
                     format!("config.ms rendered to {v}, which is not a duration of at most a day"),
                 )
                 .retryable(false)
-            })?;
+                    })?;
             tokio::time::sleep(d).await;
             Ok(json!({ "slept_ms": u64::try_from(d.as_millis()).unwrap_or(u64::MAX) }))
         })

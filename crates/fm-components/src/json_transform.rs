@@ -17,7 +17,10 @@ pub struct JsonTransform;
 
 #[derive(Debug)]
 enum Transform {
-    JmesPath { source: String, expr: jmespath::Expression<'static> },
+    JmesPath {
+        source: String,
+        expr: jmespath::Expression<'static>,
+    },
     Template(ValueTemplate),
 }
 
@@ -104,7 +107,9 @@ impl StageRuntime for JsonTransformRuntime {
 impl JsonTransformRuntime {
     fn apply(&self, cx: &StageContext<'_>) -> Result<Value, StageError> {
         let data = match &self.data {
-            Some(t) => t.render(cx.scope).map_err(|e| StageError::template(&e, "config.data"))?,
+            Some(t) => t
+                .render(cx.scope)
+                .map_err(|e| StageError::template(&e, "config.data"))?,
             None => cx
                 .scope
                 .resolve(&fm_expr::Root::Var("input"))
@@ -122,7 +127,10 @@ impl JsonTransformRuntime {
                     .retryable(false)
                 })?;
                 serde_json::to_value(&*result).map_err(|e| {
-                    StageError::new(ErrorKind::Internal, format!("JMESPath result is not JSON: {e}"))
+                    StageError::new(
+                        ErrorKind::Internal,
+                        format!("JMESPath result is not JSON: {e}"),
+                    )
                 })
             }
             Some(Transform::Template(t)) => {
@@ -131,7 +139,8 @@ impl JsonTransformRuntime {
                     name: "data",
                     value: &data,
                 };
-                t.render(&scope).map_err(|e| StageError::template(&e, "config.template"))
+                t.render(&scope)
+                    .map_err(|e| StageError::template(&e, "config.template"))
             }
         }
     }

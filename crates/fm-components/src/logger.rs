@@ -77,7 +77,10 @@ impl StageRuntime for LoggerRuntime {
                 .retryable(false)
             })?;
             let data = match &self.data {
-                Some(d) => Some(d.render(cx.scope).map_err(|e| StageError::template(&e, "config.data"))?),
+                Some(d) => Some(
+                    d.render(cx.scope)
+                        .map_err(|e| StageError::template(&e, "config.data"))?,
+                ),
                 None => None,
             };
             cx.log(self.level, message.clone(), data.clone());

@@ -31,7 +31,7 @@ pub fn register_control(registry: &mut Registry) {
 
 /// Loads, validates and compiles a pipeline from source text. All problems at once, located.
 pub fn load(source: &Source, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<Problem>> {
-    let doc = source.parse().map_err(|p| vec![p])?;
+    let doc = source.parse().map_err(|p| vec![*p])?;
     compile(&doc, opts).map_err(|mut problems| {
         source.locate_all(&mut problems);
         problems

@@ -63,7 +63,10 @@ impl fmt::Display for Problem {
 }
 
 /// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
-pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let d = edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase());
@@ -98,7 +101,10 @@ mod tests {
 
     #[test]
     fn suggests_close_keys_only() {
-        assert_eq!(did_you_mean("dependson", ["depends_on", "config"]), Some("depends_on"));
+        assert_eq!(
+            did_you_mean("dependson", ["depends_on", "config"]),
+            Some("depends_on")
+        );
         assert_eq!(did_you_mean("urll", ["url", "method"]), Some("url"));
         assert_eq!(did_you_mean("zzzzzz", ["url", "method"]), None);
     }

@@ -197,7 +197,8 @@ impl RecordBuilder {
                     s.status = StageStatus::Cancelled;
                     s.duration_ms = *duration_ms;
                     s.error = Some(
-                        StageError::new(crate::component::ErrorKind::Cancelled, reason.clone()).retryable(false),
+                        StageError::new(crate::component::ErrorKind::Cancelled, reason.clone())
+                            .retryable(false),
                     );
                 }
             }

@@ -40,7 +40,10 @@ impl StageStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            StageStatus::Succeeded | StageStatus::Failed | StageStatus::Skipped | StageStatus::Cancelled
+            StageStatus::Succeeded
+                | StageStatus::Failed
+                | StageStatus::Skipped
+                | StageStatus::Cancelled
         )
     }
 
@@ -132,11 +135,16 @@ mod tests {
     #[test]
     fn terminal_states_never_change() {
         for t in [Succeeded, Failed, Skipped, Cancelled] {
-            for n in [Pending, Running, Retrying, Succeeded, Failed, Skipped, Cancelled] {
+            for n in [
+                Pending, Running, Retrying, Succeeded, Failed, Skipped, Cancelled,
+            ] {
                 assert!(!t.can_become(n), "{t:?} -> {n:?} must be refused");
             }
         }
         assert!(Pending.can_become(Skipped));
-        assert!(!Pending.can_become(Succeeded), "a stage must run before it succeeds");
+        assert!(
+            !Pending.can_become(Succeeded),
+            "a stage must run before it succeeds"
+        );
     }
 }

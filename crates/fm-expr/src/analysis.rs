@@ -53,18 +53,36 @@ fn walk<'e>(e: &'e Expr, guarded: bool, known: &mut Vec<Known<'e>>, out: &mut Ve
             walk(a, guarded, known, out);
             with_known(known, defined_when(a, false), |k| walk(b, guarded, k, out));
         }
-        ExprKind::Cond { cond, then, otherwise } => {
+        ExprKind::Cond {
+            cond,
+            then,
+            otherwise,
+        } => {
             walk(cond, guarded, known, out);
-            with_known(known, defined_when(cond, true), |k| walk(then, guarded, k, out));
+            with_known(known, defined_when(cond, true), |k| {
+                walk(then, guarded, k, out)
+            });
             if let Some(o) = otherwise {
-                with_known(known, defined_when(cond, false), |k| walk(o, guarded, k, out));
+                with_known(known, defined_when(cond, false), |k| {
+                    walk(o, guarded, k, out)
+                });
             }
         }
-        ExprKind::Test { operand, test, args, .. } => {
+        ExprKind::Test {
+            operand,
+            test,
+            args,
+            ..
+        } => {
             walk(operand, guarded || test.guards, known, out);
             args.iter().for_each(|a| walk(a, guarded, known, out));
         }
-        ExprKind::Filter { operand, filter, args, .. } => {
+        ExprKind::Filter {
+            operand,
+            filter,
+            args,
+            ..
+        } => {
             walk(operand, guarded || filter.sig.name == "default", known, out);
             args.slots
                 .iter()
@@ -81,7 +99,11 @@ fn walk<'e>(e: &'e Expr, guarded: bool, known: &mut Vec<Known<'e>>, out: &mut Ve
     }
 }
 
-fn with_known<'e>(known: &mut Vec<Known<'e>>, extra: Vec<Known<'e>>, f: impl FnOnce(&mut Vec<Known<'e>>)) {
+fn with_known<'e>(
+    known: &mut Vec<Known<'e>>,
+    extra: Vec<Known<'e>>,
+    f: impl FnOnce(&mut Vec<Known<'e>>),
+) {
     let before = known.len();
     known.extend(extra);
     f(known);

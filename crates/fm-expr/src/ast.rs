@@ -207,12 +207,18 @@ impl ExprKind {
             ExprKind::List(items) => max(items),
             ExprKind::Object(pairs) => max(pairs.iter().flat_map(|(k, v)| [k, v])),
             ExprKind::Unary(_, e) => e.depth,
-            ExprKind::Binary(_, a, b) | ExprKind::And(a, b) | ExprKind::Or(a, b) => a.depth.max(b.depth),
-            ExprKind::Cond { cond, then, otherwise } => {
-                max([&**cond, &**then].into_iter().chain(otherwise.as_deref()))
+            ExprKind::Binary(_, a, b) | ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                a.depth.max(b.depth)
             }
+            ExprKind::Cond {
+                cond,
+                then,
+                otherwise,
+            } => max([&**cond, &**then].into_iter().chain(otherwise.as_deref())),
             ExprKind::Test { operand, args, .. } => operand.depth.max(max(args)),
-            ExprKind::Filter { operand, args: a, .. } => operand.depth.max(args(a)),
+            ExprKind::Filter {
+                operand, args: a, ..
+            } => operand.depth.max(args(a)),
             ExprKind::Call { args: a, .. } => args(a),
         }
     }

@@ -65,7 +65,12 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(kind: ErrorKind, message: impl Into<String>, source: &str, span: Option<Span>) -> Error {
+    pub fn new(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: &str,
+        span: Option<Span>,
+    ) -> Error {
         Error {
             kind,
             message: message.into(),
@@ -188,14 +193,24 @@ mod tests {
 
     #[test]
     fn caret_single_line() {
-        let e = Error::new(ErrorKind::Undefined, "nope", "ab {{ x.y }} cd", Some(Span::new(6, 9)));
+        let e = Error::new(
+            ErrorKind::Undefined,
+            "nope",
+            "ab {{ x.y }} cd",
+            Some(Span::new(6, 9)),
+        );
         assert_eq!(e.render(), "nope\n  ab {{ x.y }} cd\n        ^^^");
         assert_eq!(e.to_string(), "nope at 1:7");
     }
 
     #[test]
     fn caret_multi_line() {
-        let e = Error::new(ErrorKind::Undefined, "nope", "a\nbb {{ x }}\nc", Some(Span::new(8, 9)));
+        let e = Error::new(
+            ErrorKind::Undefined,
+            "nope",
+            "a\nbb {{ x }}\nc",
+            Some(Span::new(8, 9)),
+        );
         assert_eq!(e.render(), "nope\n2 | bb {{ x }}\n  |       ^");
     }
 

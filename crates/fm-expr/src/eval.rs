@@ -97,7 +97,11 @@ impl<'a> Eval<'a> {
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b, e.span),
             ExprKind::And(a, b) => self.and_or(a, b, true),
             ExprKind::Or(a, b) => self.and_or(a, b, false),
-            ExprKind::Cond { cond, then, otherwise } => self.cond(cond, then, otherwise.as_deref()),
+            ExprKind::Cond {
+                cond,
+                then,
+                otherwise,
+            } => self.cond(cond, then, otherwise.as_deref()),
             ExprKind::Test {
                 operand,
                 test,
@@ -175,7 +179,13 @@ impl<'a> Eval<'a> {
         self.number(neg, span)
     }
 
-    fn binary(&mut self, op: crate::ast::BinOp, a: &'a Expr, b: &'a Expr, span: Span) -> Result<V<'a>, Error> {
+    fn binary(
+        &mut self,
+        op: crate::ast::BinOp,
+        a: &'a Expr,
+        b: &'a Expr,
+        span: Span,
+    ) -> Result<V<'a>, Error> {
         let av = self.eval(a)?;
         let bv = self.eval(b)?;
         ops::binary(self, op, av, bv, span)
@@ -191,7 +201,12 @@ impl<'a> Eval<'a> {
         }
     }
 
-    fn cond(&mut self, cond: &'a Expr, then: &'a Expr, otherwise: Option<&'a Expr>) -> Result<V<'a>, Error> {
+    fn cond(
+        &mut self,
+        cond: &'a Expr,
+        then: &'a Expr,
+        otherwise: Option<&'a Expr>,
+    ) -> Result<V<'a>, Error> {
         let c = self.eval(cond)?;
         if is_truthy(&c) {
             self.eval(then)
@@ -238,7 +253,7 @@ impl<'a> Eval<'a> {
         span: Span,
     ) -> Result<V<'a>, Error> {
         if filter.sig.name == "default" {
-            return filters::default(self, operand, args, span);
+            return filters::default(self, operand, args);
         }
         let input = self.eval(operand)?;
         let call = self.call_args(args, span)?;
@@ -262,18 +277,18 @@ impl<'a> Eval<'a> {
 
     /// A number result; NaN and infinities are arithmetic errors (JSON can't hold them).
     pub(crate) fn number(&self, n: Num, span: Span) -> Result<V<'a>, Error> {
-        n.to_value().map(Cow::Owned).ok_or_else(|| {
-            self.err(
-                ErrorKind::Arithmetic,
-                "result is not a finite number",
-                span,
-            )
-        })
+        n.to_value()
+            .map(Cow::Owned)
+            .ok_or_else(|| self.err(ErrorKind::Arithmetic, "result is not a finite number", span))
     }
 
     fn path(&mut self, p: &'a Path, span: Span) -> Result<V<'a>, Error> {
         let base: V<'a> = match &p.base {
-            PathBase::Root { root, upstream, span } => match self.scope.resolve(&root.as_root()) {
+            PathBase::Root {
+                root,
+                upstream,
+                span,
+            } => match self.scope.resolve(&root.as_root()) {
                 Some(v) => v,
                 None => return Err(self.undefined_root(root, *upstream, *span)),
             },
@@ -284,7 +299,9 @@ impl<'a> Eval<'a> {
         }
         match base {
             Cow::Borrowed(v) => self.walk(v, p, span).map(Cow::Borrowed),
-            Cow::Owned(v) => self.walk(&v, p, span).map(|found| Cow::Owned(found.clone())),
+            Cow::Owned(v) => self
+                .walk(&v, p, span)
+                .map(|found| Cow::Owned(found.clone())),
         }
     }
 
@@ -338,7 +355,10 @@ impl<'a> Eval<'a> {
                         other => {
                             return Err(self.err(
                                 ErrorKind::Type,
-                                format!("index must be a string or a number, got {}", a_type_name(other)),
+                                format!(
+                                    "index must be a string or a number, got {}",
+                                    a_type_name(other)
+                                ),
                                 e.span,
                             ))
                         }
@@ -354,18 +374,20 @@ impl<'a> Eval<'a> {
                         return Err(self.err(ErrorKind::Undefined, msg, at));
                     }
                 },
-                (Value::Array(items), KeyRef::Index(n)) => match index(items.len(), n).and_then(|j| items.get(j)) {
-                    Some(found) => found,
-                    None => {
-                        let msg = format!(
-                            "{} has {} item{}; index {n} is out of range",
-                            self.display(p, i),
-                            items.len(),
-                            if items.len() == 1 { "" } else { "s" }
-                        );
-                        return Err(self.err(ErrorKind::Undefined, msg, at));
+                (Value::Array(items), KeyRef::Index(n)) => {
+                    match index(items.len(), n).and_then(|j| items.get(j)) {
+                        Some(found) => found,
+                        None => {
+                            let msg = format!(
+                                "{} has {} item{}; index {n} is out of range",
+                                self.display(p, i),
+                                items.len(),
+                                if items.len() == 1 { "" } else { "s" }
+                            );
+                            return Err(self.err(ErrorKind::Undefined, msg, at));
+                        }
                     }
-                },
+                }
                 (other, KeyRef::Key(k)) => {
                     let msg = format!(
                         "{} is {}, not an object; it has no key '{k}'",
@@ -399,7 +421,11 @@ impl<'a> Eval<'a> {
                 (RefRoot::Stage { id, .. }, true) => format!("upstream.{id}"),
                 _ => root.display(),
             },
-            PathBase::Expr(e) => self.source.get(e.span.start..e.span.end).unwrap_or("value").to_owned(),
+            PathBase::Expr(e) => self
+                .source
+                .get(e.span.start..e.span.end)
+                .unwrap_or("value")
+                .to_owned(),
         };
         for step in p.steps.iter().take(upto) {
             match &step.kind {
@@ -467,10 +493,20 @@ fn list_keys(msg: &mut String, map: &Map<String, Value>) {
 }
 
 /// A type error naming the expected and actual types.
-pub(crate) fn type_error(ev: &Eval<'_>, what: &str, expected: &str, got: &Value, span: Span) -> Error {
+pub(crate) fn type_error(
+    ev: &Eval<'_>,
+    what: &str,
+    expected: &str,
+    got: &Value,
+    span: Span,
+) -> Error {
     ev.err(
         ErrorKind::Type,
-        format!("{what} expects {expected}, got {} ({})", a_type_name(got), preview(got)),
+        format!(
+            "{what} expects {expected}, got {} ({})",
+            a_type_name(got),
+            preview(got)
+        ),
         span,
     )
 }

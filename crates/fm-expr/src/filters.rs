@@ -26,7 +26,11 @@ pub(crate) struct FilterSpec {
     pub func: FilterFn,
 }
 
-const fn sig(name: &'static str, positional: &'static [&'static str], required: usize) -> Signature {
+const fn sig(
+    name: &'static str,
+    positional: &'static [&'static str],
+    required: usize,
+) -> Signature {
     Signature {
         name,
         positional,
@@ -53,7 +57,10 @@ const fn variadic(
 
 macro_rules! filter {
     ($sig:expr, $f:expr) => {
-        FilterSpec { sig: $sig, func: $f }
+        FilterSpec {
+            sig: $sig,
+            func: $f,
+        }
     };
 }
 
@@ -64,15 +71,42 @@ fn owned<'a>(v: Value) -> Result<V<'a>, Error> {
 pub(crate) static FILTERS: &[FilterSpec] = &[
     filter!(sig("tojson", &["indent"], 0), tojson),
     filter!(sig("fromjson", &[], 0), fromjson),
-    filter!(sig("length", &[], 0), |ev, v, c| owned(Value::from(length_of(ev, &v, c.span)?))),
-    filter!(sig("default", &["default_value", "boolean"], 0), default_defined),
+    filter!(sig("length", &[], 0), |ev, v, c| owned(Value::from(
+        length_of(ev, &v, c.span)?
+    ))),
+    filter!(
+        sig("default", &["default_value", "boolean"], 0),
+        default_defined
+    ),
     filter!(sig("round", &["precision", "method"], 0), round),
-    filter!(sig("upper", &[], 0), |ev, v, c| map_str(ev, &v, c, "upper", |s| s.to_uppercase())),
-    filter!(sig("lower", &[], 0), |ev, v, c| map_str(ev, &v, c, "lower", |s| s.to_lowercase())),
-    filter!(sig("capitalize", &[], 0), |ev, v, c| map_str(ev, &v, c, "capitalize", capitalize)),
-    filter!(sig("title", &[], 0), |ev, v, c| map_str(ev, &v, c, "title", title)),
+    filter!(sig("upper", &[], 0), |ev, v, c| map_str(
+        ev,
+        &v,
+        c,
+        "upper",
+        |s| s.to_uppercase()
+    )),
+    filter!(sig("lower", &[], 0), |ev, v, c| map_str(
+        ev,
+        &v,
+        c,
+        "lower",
+        |s| s.to_lowercase()
+    )),
+    filter!(sig("capitalize", &[], 0), |ev, v, c| map_str(
+        ev,
+        &v,
+        c,
+        "capitalize",
+        capitalize
+    )),
+    filter!(sig("title", &[], 0), |ev, v, c| map_str(
+        ev, &v, c, "title", title
+    )),
     filter!(sig("trim", &["chars"], 0), trim),
-    filter!(sig("string", &[], 0), |_, v, _| owned(Value::String(to_text(&v).into_owned()))),
+    filter!(sig("string", &[], 0), |_, v, _| owned(Value::String(
+        to_text(&v).into_owned()
+    ))),
     filter!(sig("int", &["default", "base"], 0), int),
     filter!(sig("float", &["default"], 0), float),
     filter!(sig("join", &["sep", "attribute"], 0), join),
@@ -80,7 +114,9 @@ pub(crate) static FILTERS: &[FilterSpec] = &[
     filter!(sig("last", &[], 0), |ev, v, c| first_last(ev, v, c, false)),
     filter!(sig("keys", &[], 0), |ev, v, c| {
         let m = object(ev, &v, c, "keys")?;
-        owned(Value::Array(m.keys().map(|k| Value::String(k.clone())).collect()))
+        owned(Value::Array(
+            m.keys().map(|k| Value::String(k.clone())).collect(),
+        ))
     }),
     filter!(sig("values", &[], 0), |ev, v, c| {
         let m = object(ev, &v, c, "values")?;
@@ -98,28 +134,57 @@ pub(crate) static FILTERS: &[FilterSpec] = &[
     filter!(sig("reverse", &[], 0), reverse),
     filter!(sig("replace", &["old", "new", "count"], 2), replace),
     filter!(sig("split", &["sep", "maxsplit"], 0), split),
-    filter!(sig("truncate", &["length", "killwords", "end", "leeway"], 0), truncate),
+    filter!(
+        sig("truncate", &["length", "killwords", "end", "leeway"], 0),
+        truncate
+    ),
     filter!(sig("abs", &[], 0), |ev, v, c| match Num::of(&v) {
-        Some(Num::Int(i)) => ev.number(i.checked_abs().map_or(Num::Float((i as f64).abs()), Num::Int), c.span),
+        Some(Num::Int(i)) => ev.number(
+            i.checked_abs()
+                .map_or(Num::Float((i as f64).abs()), Num::Int),
+            c.span
+        ),
         Some(Num::Float(f)) => ev.number(Num::Float(f.abs()), c.span),
         None => Err(type_error(ev, "filter 'abs'", "a number", &v, c.span)),
     }),
     filter!(sig("sum", &["attribute", "start"], 0), sum),
-    filter!(sig("min", &["case_sensitive", "attribute"], 0), |ev, v, c| {
-        let items = list(ev, &v, c, "min")?.iter().collect();
-        extreme_of(ev, items, attribute(c, 1), "min", Ordering::Less, c.span)
-    }),
-    filter!(sig("max", &["case_sensitive", "attribute"], 0), |ev, v, c| {
-        let items = list(ev, &v, c, "max")?.iter().collect();
-        extreme_of(ev, items, attribute(c, 1), "max", Ordering::Greater, c.span)
-    }),
-    filter!(sig("sort", &["reverse", "case_sensitive", "attribute"], 0), sort),
+    filter!(
+        sig("min", &["case_sensitive", "attribute"], 0),
+        |ev, v, c| {
+            let items = list(ev, &v, c, "min")?.iter().collect();
+            extreme_of(ev, items, attribute(c, 1), "min", Ordering::Less, c.span)
+        }
+    ),
+    filter!(
+        sig("max", &["case_sensitive", "attribute"], 0),
+        |ev, v, c| {
+            let items = list(ev, &v, c, "max")?.iter().collect();
+            extreme_of(ev, items, attribute(c, 1), "max", Ordering::Greater, c.span)
+        }
+    ),
+    filter!(
+        sig("sort", &["reverse", "case_sensitive", "attribute"], 0),
+        sort
+    ),
     filter!(sig("unique", &["case_sensitive", "attribute"], 0), unique),
-    filter!(variadic("map", &["name"], &["attribute", "default"], 0), map),
-    filter!(variadic("select", &["test"], &[], 0), |ev, v, c| select(ev, v, c, true, false)),
-    filter!(variadic("reject", &["test"], &[], 0), |ev, v, c| select(ev, v, c, false, false)),
-    filter!(variadic("selectattr", &["attribute", "test"], &[], 1), |ev, v, c| select(ev, v, c, true, true)),
-    filter!(variadic("rejectattr", &["attribute", "test"], &[], 1), |ev, v, c| select(ev, v, c, false, true)),
+    filter!(
+        variadic("map", &["name"], &["attribute", "default"], 0),
+        map
+    ),
+    filter!(variadic("select", &["test"], &[], 0), |ev, v, c| select(
+        ev, v, c, true, false
+    )),
+    filter!(variadic("reject", &["test"], &[], 0), |ev, v, c| select(
+        ev, v, c, false, false
+    )),
+    filter!(
+        variadic("selectattr", &["attribute", "test"], &[], 1),
+        |ev, v, c| select(ev, v, c, true, true)
+    ),
+    filter!(
+        variadic("rejectattr", &["attribute", "test"], &[], 1),
+        |ev, v, c| select(ev, v, c, false, true)
+    ),
     filter!(sig("rfc3339", &[], 0), rfc3339),
     filter!(sig("timestamp", &[], 0), timestamp),
 ];
@@ -182,12 +247,22 @@ pub(crate) fn check_static_args(spec: &FilterSpec, pos: &[Expr], src: &str) -> R
 
 // ---- helpers -------------------------------------------------------------
 
-fn list<'v>(ev: &Eval<'_>, v: &'v Value, c: &CallArgs<'_>, name: &str) -> Result<&'v Vec<Value>, Error> {
+fn list<'v>(
+    ev: &Eval<'_>,
+    v: &'v Value,
+    c: &CallArgs<'_>,
+    name: &str,
+) -> Result<&'v Vec<Value>, Error> {
     v.as_array()
         .ok_or_else(|| type_error(ev, &format!("filter '{name}'"), "a list", v, c.span))
 }
 
-fn object<'v>(ev: &Eval<'_>, v: &'v Value, c: &CallArgs<'_>, name: &str) -> Result<&'v Map<String, Value>, Error> {
+fn object<'v>(
+    ev: &Eval<'_>,
+    v: &'v Value,
+    c: &CallArgs<'_>,
+    name: &str,
+) -> Result<&'v Map<String, Value>, Error> {
     v.as_object()
         .ok_or_else(|| type_error(ev, &format!("filter '{name}'"), "an object", v, c.span))
 }
@@ -197,11 +272,22 @@ fn string<'v>(ev: &Eval<'_>, v: &'v Value, c: &CallArgs<'_>, name: &str) -> Resu
         .ok_or_else(|| type_error(ev, &format!("filter '{name}'"), "a string", v, c.span))
 }
 
-fn arg_str<'c>(ev: &Eval<'_>, c: &'c CallArgs<'_>, i: usize, name: &str) -> Result<Option<&'c str>, Error> {
+fn arg_str<'c>(
+    ev: &Eval<'_>,
+    c: &'c CallArgs<'_>,
+    i: usize,
+    name: &str,
+) -> Result<Option<&'c str>, Error> {
     match c.get(i) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(type_error(ev, &format!("argument of '{name}'"), "a string", other, c.span)),
+        Some(other) => Err(type_error(
+            ev,
+            &format!("argument of '{name}'"),
+            "a string",
+            other,
+            c.span,
+        )),
     }
 }
 
@@ -211,7 +297,13 @@ fn arg_int(ev: &Eval<'_>, c: &CallArgs<'_>, i: usize, name: &str) -> Result<Opti
         Some(v) => match Num::of(v) {
             Some(Num::Int(n)) => Ok(Some(n)),
             Some(Num::Float(f)) if Num::float_to_int(f).is_some() => Ok(Num::float_to_int(f)),
-            _ => Err(type_error(ev, &format!("argument of '{name}'"), "a whole number", v, c.span)),
+            _ => Err(type_error(
+                ev,
+                &format!("argument of '{name}'"),
+                "a whole number",
+                v,
+                c.span,
+            )),
         },
     }
 }
@@ -228,12 +320,22 @@ fn attribute<'c>(c: &'c CallArgs<'_>, i: usize) -> Option<&'c str> {
 pub(crate) fn get_attr<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
     path.split('.').try_fold(v, |cur, part| match cur {
         Value::Object(m) => m.get(part),
-        Value::Array(a) => part.parse::<i64>().ok().and_then(|i| crate::eval::index(a.len(), i)).and_then(|i| a.get(i)),
+        Value::Array(a) => part
+            .parse::<i64>()
+            .ok()
+            .and_then(|i| crate::eval::index(a.len(), i))
+            .and_then(|i| a.get(i)),
         _ => None,
     })
 }
 
-fn attr_of<'v>(ev: &Eval<'_>, item: &'v Value, attr: Option<&str>, name: &str, span: Span) -> Result<&'v Value, Error> {
+fn attr_of<'v>(
+    ev: &Eval<'_>,
+    item: &'v Value,
+    attr: Option<&str>,
+    name: &str,
+    span: Span,
+) -> Result<&'v Value, Error> {
     match attr {
         None => Ok(item),
         Some(a) => get_attr(item, a).ok_or_else(|| {
@@ -251,7 +353,13 @@ fn string_result<'a>(ev: &mut Eval<'a>, s: String, span: Span) -> Result<V<'a>, 
     Ok(Cow::Owned(Value::String(s)))
 }
 
-fn map_str<'a>(ev: &mut Eval<'a>, v: &Value, c: &CallArgs<'a>, name: &str, f: fn(&str) -> String) -> Result<V<'a>, Error> {
+fn map_str<'a>(
+    ev: &mut Eval<'a>,
+    v: &Value,
+    c: &CallArgs<'a>,
+    name: &str,
+    f: fn(&str) -> String,
+) -> Result<V<'a>, Error> {
     let s = string(ev, v, c, name)?;
     string_result(ev, f(s), c.span)
 }
@@ -259,7 +367,10 @@ fn map_str<'a>(ev: &mut Eval<'a>, v: &Value, c: &CallArgs<'a>, name: &str, f: fn
 fn capitalize(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect(),
+        Some(first) => first
+            .to_uppercase()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect(),
         None => String::new(),
     }
 }
@@ -289,14 +400,22 @@ pub(crate) fn length_of(ev: &Eval<'_>, v: &Value, span: Span) -> Result<usize, E
         Value::String(s) => Ok(s.chars().count()),
         Value::Array(a) => Ok(a.len()),
         Value::Object(o) => Ok(o.len()),
-        other => Err(type_error(ev, "filter 'length'", "a string, list or object", other, span)),
+        other => Err(type_error(
+            ev,
+            "filter 'length'",
+            "a string, list or object",
+            other,
+            span,
+        )),
     }
 }
 
 /// Ordering with optional case folding of strings.
 fn cmp_values(a: &Value, b: &Value, case_sensitive: bool) -> Option<Ordering> {
     match (a, b, case_sensitive) {
-        (Value::String(x), Value::String(y), false) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
+        (Value::String(x), Value::String(y), false) => {
+            Some(x.to_lowercase().cmp(&y.to_lowercase()))
+        }
         _ => compare(a, b),
     }
 }
@@ -304,7 +423,11 @@ fn cmp_values(a: &Value, b: &Value, case_sensitive: bool) -> Option<Ordering> {
 fn incomparable(ev: &Eval<'_>, name: &str, a: &Value, b: &Value, span: Span) -> Error {
     ev.err(
         ErrorKind::Type,
-        format!("{name}: cannot compare {} with {}", type_name(a), type_name(b)),
+        format!(
+            "{name}: cannot compare {} with {}",
+            type_name(a),
+            type_name(b)
+        ),
         span,
     )
 }
@@ -314,7 +437,11 @@ fn incomparable(ev: &Eval<'_>, name: &str, a: &Value, b: &Value, span: Span) -> 
 /// `operand | default(value, boolean=false)`: the evaluator routes here so an
 /// undefined operand (missing key/stage/var anywhere along its chain) yields
 /// the default instead of an error.
-pub(crate) fn default<'a>(ev: &mut Eval<'a>, operand: &'a Expr, args: &'a Args, span: Span) -> Result<V<'a>, Error> {
+pub(crate) fn default<'a>(
+    ev: &mut Eval<'a>,
+    operand: &'a Expr,
+    args: &'a Args,
+) -> Result<V<'a>, Error> {
     let value = match ev.eval(operand) {
         Ok(v) => Some(v),
         Err(e) if e.kind == ErrorKind::Undefined => None,
@@ -331,9 +458,8 @@ pub(crate) fn default<'a>(ev: &mut Eval<'a>, operand: &'a Expr, args: &'a Args, 
         }
         None => false,
     };
-    let _ = span;
     match value {
-        Some(v) if !(boolean && !is_truthy(&v)) => Ok(v),
+        Some(v) if !boolean || is_truthy(&v) => Ok(v),
         _ => fallback(ev),
     }
 }
@@ -341,7 +467,9 @@ pub(crate) fn default<'a>(ev: &mut Eval<'a>, operand: &'a Expr, args: &'a Args, 
 /// `default` applied to an already-defined value (via `map('default', x)`).
 fn default_defined<'a>(_: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error> {
     if arg_bool(c, 1) && !is_truthy(&v) {
-        return Ok(Cow::Owned(c.get(0).cloned().unwrap_or(Value::String(String::new()))));
+        return Ok(Cow::Owned(
+            c.get(0).cloned().unwrap_or(Value::String(String::new())),
+        ));
     }
     Ok(v)
 }
@@ -356,15 +484,23 @@ fn tojson<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Er
 fn fromjson<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error> {
     let s = string(ev, &v, c, "fromjson")?;
     ev.charge(s.len(), c.span)?;
-    serde_json::from_str(s)
-        .map(Cow::Owned)
-        .map_err(|e| ev.err(ErrorKind::Other, format!("fromjson: invalid JSON: {e}"), c.span))
+    serde_json::from_str(s).map(Cow::Owned).map_err(|e| {
+        ev.err(
+            ErrorKind::Other,
+            format!("fromjson: invalid JSON: {e}"),
+            c.span,
+        )
+    })
 }
 
 fn round<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error> {
     let precision = arg_int(ev, c, 0, "round")?.unwrap_or(0);
     if !(-15..=15).contains(&precision) {
-        return Err(ev.err(ErrorKind::Other, "round: precision must be between -15 and 15", c.span));
+        return Err(ev.err(
+            ErrorKind::Other,
+            "round: precision must be between -15 and 15",
+            c.span,
+        ));
     }
     let method = arg_str(ev, c, 1, "round")?.unwrap_or("common");
     let op: fn(f64) -> f64 = match method {
@@ -407,7 +543,11 @@ fn trim<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Erro
 fn int<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error> {
     let base = arg_int(ev, c, 1, "int")?.unwrap_or(10);
     if !(2..=36).contains(&base) {
-        return Err(ev.err(ErrorKind::Other, "int: base must be between 2 and 36", c.span));
+        return Err(ev.err(
+            ErrorKind::Other,
+            "int: base must be between 2 and 36",
+            c.span,
+        ));
     }
     let parsed = match &*v {
         Value::Number(n) => match Num::from_number(n) {
@@ -417,9 +557,15 @@ fn int<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error
         Value::Bool(b) => Some(i64::from(*b)),
         Value::String(s) => {
             let t = s.trim();
-            i64::from_str_radix(t, base as u32)
-                .ok()
-                .or_else(|| (base == 10).then(|| t.parse::<f64>().ok().and_then(|f| Num::float_to_int(f.trunc()))).flatten())
+            i64::from_str_radix(t, base as u32).ok().or_else(|| {
+                (base == 10)
+                    .then(|| {
+                        t.parse::<f64>()
+                            .ok()
+                            .and_then(|f| Num::float_to_int(f.trunc()))
+                    })
+                    .flatten()
+            })
         }
         _ => None,
     };
@@ -428,7 +574,11 @@ fn int<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error
         (None, Some(d)) => Ok(Cow::Owned(d.clone().into_owned())),
         (None, None) => Err(ev.err(
             ErrorKind::Type,
-            format!("int: cannot convert {} ({}) to an integer; give a fallback with int(default)", a_type_name(&v), preview(&v)),
+            format!(
+                "int: cannot convert {} ({}) to an integer; give a fallback with int(default)",
+                a_type_name(&v),
+                preview(&v)
+            ),
             c.span,
         )),
     }
@@ -446,7 +596,11 @@ fn float<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Err
         (None, Some(d)) => Ok(Cow::Owned(d.clone().into_owned())),
         (None, None) => Err(ev.err(
             ErrorKind::Type,
-            format!("float: cannot convert {} ({}) to a number; give a fallback with float(default)", a_type_name(&v), preview(&v)),
+            format!(
+                "float: cannot convert {} ({}) to a number; give a fallback with float(default)",
+                a_type_name(&v),
+                preview(&v)
+            ),
             c.span,
         )),
     }
@@ -470,10 +624,19 @@ fn join<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Erro
     string_result(ev, out, c.span)
 }
 
-fn first_last<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>, first: bool) -> Result<V<'a>, Error> {
+fn first_last<'a>(
+    ev: &mut Eval<'a>,
+    v: V<'a>,
+    c: &CallArgs<'a>,
+    first: bool,
+) -> Result<V<'a>, Error> {
     let name = if first { "first" } else { "last" };
     let empty = |ev: &Eval<'_>, what: &str| {
-        ev.err(ErrorKind::Undefined, format!("{name}: the {what} is empty"), c.span)
+        ev.err(
+            ErrorKind::Undefined,
+            format!("{name}: the {what} is empty"),
+            c.span,
+        )
     };
     match v {
         Cow::Borrowed(Value::Array(a)) => {
@@ -486,11 +649,21 @@ fn first_last<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>, first: bool) ->
         }
         ref other => match &**other {
             Value::String(s) => {
-                let ch = if first { s.chars().next() } else { s.chars().next_back() };
+                let ch = if first {
+                    s.chars().next()
+                } else {
+                    s.chars().next_back()
+                };
                 ch.map(|ch| Cow::Owned(Value::String(ch.to_string())))
                     .ok_or_else(|| empty(ev, "string"))
             }
-            other => Err(type_error(ev, &format!("filter '{name}'"), "a list or string", other, c.span)),
+            other => Err(type_error(
+                ev,
+                &format!("filter '{name}'"),
+                "a list or string",
+                other,
+                c.span,
+            )),
         },
     }
 }
@@ -501,10 +674,20 @@ fn to_list<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, E
         Value::String(s) => {
             ev.tick(s.len() as u64, c.span)?;
             ev.charge(s.len() * 4, c.span)?;
-            owned(Value::Array(s.chars().map(|ch| Value::String(ch.to_string())).collect()))
+            owned(Value::Array(
+                s.chars().map(|ch| Value::String(ch.to_string())).collect(),
+            ))
         }
-        Value::Object(m) => owned(Value::Array(m.keys().map(|k| Value::String(k.clone())).collect())),
-        other => Err(type_error(ev, "filter 'list'", "a list, string or object", other, c.span)),
+        Value::Object(m) => owned(Value::Array(
+            m.keys().map(|k| Value::String(k.clone())).collect(),
+        )),
+        other => Err(type_error(
+            ev,
+            "filter 'list'",
+            "a list, string or object",
+            other,
+            c.span,
+        )),
     }
 }
 
@@ -512,7 +695,13 @@ fn reverse<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, E
     match &*v {
         Value::Array(a) => owned(Value::Array(a.iter().rev().cloned().collect())),
         Value::String(s) => string_result(ev, s.chars().rev().collect(), c.span),
-        other => Err(type_error(ev, "filter 'reverse'", "a list or string", other, c.span)),
+        other => Err(type_error(
+            ev,
+            "filter 'reverse'",
+            "a list or string",
+            other,
+            c.span,
+        )),
     }
 }
 
@@ -523,7 +712,9 @@ fn replace<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, E
         Some(x) => to_text(x),
         None => Cow::Borrowed(""),
     };
-    let count = arg_int(ev, c, 2, "replace")?.filter(|&n| n >= 0).map(|n| n as usize);
+    let count = arg_int(ev, c, 2, "replace")?
+        .filter(|&n| n >= 0)
+        .map(|n| n as usize);
     // Bound the output before building it: `'aaa' | replace('', big)` grows fast.
     let matches = if old.is_empty() {
         s.chars().count() + 1
@@ -542,7 +733,9 @@ fn replace<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, E
 
 fn split<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error> {
     let s = string(ev, &v, c, "split")?;
-    let max = arg_int(ev, c, 1, "split")?.filter(|&n| n >= 0).map(|n| n as usize);
+    let max = arg_int(ev, c, 1, "split")?
+        .filter(|&n| n >= 0)
+        .map(|n| n as usize);
     ev.charge(s.len() * 2, c.span)?;
     let parts: Vec<Value> = match arg_str(ev, c, 0, "split")? {
         None => match max {
@@ -560,11 +753,23 @@ fn split<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Err
                 }
                 out
             }
-            None => s.split_whitespace().map(|p| Value::String(p.to_owned())).collect(),
+            None => s
+                .split_whitespace()
+                .map(|p| Value::String(p.to_owned()))
+                .collect(),
         },
-        Some("") => return Err(ev.err(ErrorKind::Other, "split: separator must not be empty", c.span)),
+        Some("") => {
+            return Err(ev.err(
+                ErrorKind::Other,
+                "split: separator must not be empty",
+                c.span,
+            ))
+        }
         Some(sep) => match max {
-            Some(n) => s.splitn(n.saturating_add(1), sep).map(|p| Value::String(p.to_owned())).collect(),
+            Some(n) => s
+                .splitn(n.saturating_add(1), sep)
+                .map(|p| Value::String(p.to_owned()))
+                .collect(),
             None => s.split(sep).map(|p| Value::String(p.to_owned())).collect(),
         },
     };
@@ -604,9 +809,12 @@ fn sum<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error
     };
     for item in items {
         let x = attr_of(ev, item, attr, "sum", c.span)?;
-        let n = Num::of(x).ok_or_else(|| type_error(ev, "filter 'sum'", "a list of numbers", x, c.span))?;
+        let n = Num::of(x)
+            .ok_or_else(|| type_error(ev, "filter 'sum'", "a list of numbers", x, c.span))?;
         total = match (total, n) {
-            (Num::Int(a), Num::Int(b)) => a.checked_add(b).map_or(Num::Float(a as f64 + b as f64), Num::Int),
+            (Num::Int(a), Num::Int(b)) => a
+                .checked_add(b)
+                .map_or(Num::Float(a as f64 + b as f64), Num::Int),
             (a, b) => Num::Float(a.as_f64() + b.as_f64()),
         };
     }
@@ -629,7 +837,8 @@ pub(crate) fn extreme_of<'a>(
         best = match best {
             None => Some((item, key)),
             Some((b, bk)) => {
-                let ord = cmp_values(key, bk, false).ok_or_else(|| incomparable(ev, name, key, bk, span))?;
+                let ord = cmp_values(key, bk, false)
+                    .ok_or_else(|| incomparable(ev, name, key, bk, span))?;
                 if ord == want {
                     Some((item, key))
                 } else {
@@ -640,7 +849,11 @@ pub(crate) fn extreme_of<'a>(
     }
     match best {
         Some((item, _)) => Ok(Cow::Owned(item.clone())),
-        None => Err(ev.err(ErrorKind::Undefined, format!("{name}: the list is empty"), span)),
+        None => Err(ev.err(
+            ErrorKind::Undefined,
+            format!("{name}: the list is empty"),
+            span,
+        )),
     }
 }
 
@@ -666,7 +879,9 @@ fn sort<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Erro
     if reverse {
         keyed.reverse();
     }
-    owned(Value::Array(keyed.into_iter().map(|(_, item)| item.clone()).collect()))
+    owned(Value::Array(
+        keyed.into_iter().map(|(_, item)| item.clone()).collect(),
+    ))
 }
 
 fn unique<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error> {
@@ -696,7 +911,13 @@ fn unique<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Er
 }
 
 /// Call filter `name` on each item, with `extra` as its positional arguments.
-fn apply_named<'a>(ev: &mut Eval<'a>, name: &str, item: V<'a>, extra: &[V<'a>], span: Span) -> Result<V<'a>, Error> {
+fn apply_named<'a>(
+    ev: &mut Eval<'a>,
+    name: &str,
+    item: V<'a>,
+    extra: &[V<'a>],
+    span: Span,
+) -> Result<V<'a>, Error> {
     let Some(spec) = lookup(name) else {
         return Err(ev.err(
             ErrorKind::UnknownFilter,
@@ -707,7 +928,11 @@ fn apply_named<'a>(ev: &mut Eval<'a>, name: &str, item: V<'a>, extra: &[V<'a>], 
     if extra.len() > spec.sig.positional.len() || extra.len() < spec.sig.required {
         return Err(ev.err(
             ErrorKind::Other,
-            format!("filter '{}' cannot take {} argument(s) here", spec.sig.name, extra.len()),
+            format!(
+                "filter '{}' cannot take {} argument(s) here",
+                spec.sig.name,
+                extra.len()
+            ),
             span,
         ));
     }
@@ -733,7 +958,13 @@ fn map<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error
             let value = match (get_attr(item, attr), c.get(2)) {
                 (Some(x), _) => x.clone(),
                 (None, Some(d)) => d.clone(),
-                (None, None) => return Err(attr_of(ev, item, Some(attr), "map", c.span).err().unwrap_or_else(|| ev.err(ErrorKind::Undefined, "map: missing attribute", c.span))),
+                (None, None) => {
+                    return Err(attr_of(ev, item, Some(attr), "map", c.span)
+                        .err()
+                        .unwrap_or_else(|| {
+                            ev.err(ErrorKind::Undefined, "map: missing attribute", c.span)
+                        }))
+                }
             };
             out.push(value);
         }
@@ -746,14 +977,22 @@ fn map<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error
             ));
         };
         for item in items {
-            out.push(apply_named(ev, name, Cow::Owned(item.clone()), &c.rest, c.span)?.into_owned());
+            out.push(
+                apply_named(ev, name, Cow::Owned(item.clone()), &c.rest, c.span)?.into_owned(),
+            );
         }
     }
     owned(Value::Array(out))
 }
 
 /// select / reject / selectattr / rejectattr.
-fn select<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>, keep: bool, by_attr: bool) -> Result<V<'a>, Error> {
+fn select<'a>(
+    ev: &mut Eval<'a>,
+    v: V<'a>,
+    c: &CallArgs<'a>,
+    keep: bool,
+    by_attr: bool,
+) -> Result<V<'a>, Error> {
     let name = match (keep, by_attr) {
         (true, false) => "select",
         (false, false) => "reject",
@@ -761,13 +1000,20 @@ fn select<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>, keep: bool, by_attr
         (false, true) => "rejectattr",
     };
     let items = list(ev, &v, c, name)?;
-    let (attr, test_slot) = if by_attr { (attribute(c, 0), 1) } else { (None, 0) };
+    let (attr, test_slot) = if by_attr {
+        (attribute(c, 0), 1)
+    } else {
+        (None, 0)
+    };
     let test = match arg_str(ev, c, test_slot, name)? {
         None => None,
         Some(t) => Some(predicates::lookup(t).ok_or_else(|| {
             ev.err(
                 ErrorKind::UnknownFilter,
-                format!("unknown test '{t}'{}", suggest::hint(t, predicates::names())),
+                format!(
+                    "unknown test '{t}'{}",
+                    suggest::hint(t, predicates::names())
+                ),
                 c.span,
             )
         })?),
@@ -796,9 +1042,21 @@ fn rfc3339<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>, E
     let secs = match &*v {
         Value::Number(n) => Num::from_number(n).as_f64(),
         Value::String(s) => crate::time::parse_rfc3339(s).ok_or_else(|| {
-            ev.err(ErrorKind::Other, format!("rfc3339: cannot parse {s:?} as an RFC 3339 timestamp"), c.span)
+            ev.err(
+                ErrorKind::Other,
+                format!("rfc3339: cannot parse {s:?} as an RFC 3339 timestamp"),
+                c.span,
+            )
         })?,
-        other => return Err(type_error(ev, "filter 'rfc3339'", "Unix seconds or an RFC 3339 string", other, c.span)),
+        other => {
+            return Err(type_error(
+                ev,
+                "filter 'rfc3339'",
+                "Unix seconds or an RFC 3339 string",
+                other,
+                c.span,
+            ))
+        }
     };
     crate::time::format_rfc3339(secs)
         .map(|s| Cow::Owned(Value::String(s)))
@@ -816,13 +1074,23 @@ fn timestamp<'a>(ev: &mut Eval<'a>, v: V<'a>, c: &CallArgs<'a>) -> Result<V<'a>,
         Value::Number(_) => Ok(v),
         Value::String(s) => {
             let secs = crate::time::parse_rfc3339(s).ok_or_else(|| {
-                ev.err(ErrorKind::Other, format!("timestamp: cannot parse {s:?} as an RFC 3339 timestamp"), c.span)
+                ev.err(
+                    ErrorKind::Other,
+                    format!("timestamp: cannot parse {s:?} as an RFC 3339 timestamp"),
+                    c.span,
+                )
             })?;
             match Num::float_to_int(secs) {
                 Some(i) => Ok(Cow::Owned(Value::from(i))),
                 None => ev.number(Num::Float(secs), c.span),
             }
         }
-        other => Err(type_error(ev, "filter 'timestamp'", "an RFC 3339 string", other, c.span)),
+        other => Err(type_error(
+            ev,
+            "filter 'timestamp'",
+            "an RFC 3339 string",
+            other,
+            c.span,
+        )),
     }
 }

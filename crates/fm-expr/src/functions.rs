@@ -19,7 +19,12 @@ pub(crate) struct FuncSpec {
     pub func: FuncFn,
 }
 
-const fn sig(name: &'static str, positional: &'static [&'static str], required: usize, variadic: bool) -> Signature {
+const fn sig(
+    name: &'static str,
+    positional: &'static [&'static str],
+    required: usize,
+    variadic: bool,
+) -> Signature {
     Signature {
         name,
         positional,
@@ -40,7 +45,13 @@ pub(crate) static FUNCTIONS: &[FuncSpec] = &[
             let secs = crate::time::now_secs().floor();
             crate::time::format_rfc3339(secs)
                 .map(|s| Cow::Owned(Value::String(s)))
-                .ok_or_else(|| ev.err(ErrorKind::Other, "the clock is outside the RFC 3339 range", c.span))
+                .ok_or_else(|| {
+                    ev.err(
+                        ErrorKind::Other,
+                        "the clock is outside the RFC 3339 range",
+                        c.span,
+                    )
+                })
         },
     },
     FuncSpec {
@@ -115,7 +126,12 @@ fn range<'a>(ev: &mut Eval<'a>, c: &CallArgs<'a>) -> Result<V<'a>, Error> {
 }
 
 /// `min(a, b, ...)` or `min(list)`.
-fn extreme<'a>(ev: &mut Eval<'a>, c: &CallArgs<'a>, name: &str, want: std::cmp::Ordering) -> Result<V<'a>, Error> {
+fn extreme<'a>(
+    ev: &mut Eval<'a>,
+    c: &CallArgs<'a>,
+    name: &str,
+    want: std::cmp::Ordering,
+) -> Result<V<'a>, Error> {
     let items: Vec<&Value> = match (c.rest.as_slice(), c.rest.first().map(|v| &**v)) {
         ([_], Some(Value::Array(list))) => list.iter().collect(),
         (all, _) => all.iter().map(|v| &**v).collect(),

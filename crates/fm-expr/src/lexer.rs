@@ -173,7 +173,12 @@ impl<'s> Lexer<'s> {
     }
 
     fn err(&self, msg: impl Into<String>, start: usize, end: usize) -> Error {
-        Error::new(ErrorKind::Syntax, msg, self.src, Some(Span::new(start, end)))
+        Error::new(
+            ErrorKind::Syntax,
+            msg,
+            self.src,
+            Some(Span::new(start, end)),
+        )
     }
 
     fn peek(&self, off: usize) -> Option<u8> {
@@ -300,7 +305,10 @@ impl<'s> Lexer<'s> {
             if end > id_start {
                 let run = &self.src[id_start..end];
                 self.pos = id_start + stage_id_len(run, self.stage_ids);
-                self.push(Tok::StageId(self.src[id_start..self.pos].to_owned()), id_start);
+                self.push(
+                    Tok::StageId(self.src[id_start..self.pos].to_owned()),
+                    id_start,
+                );
             }
         }
     }
@@ -338,7 +346,9 @@ impl<'s> Lexer<'s> {
             // Too big for i64: keep it as a float rather than failing.
             _ => match text.parse::<f64>() {
                 Ok(f) if f.is_finite() => Tok::Float(f),
-                _ => return Err(self.err(format!("number {text} is out of range"), start, self.pos)),
+                _ => {
+                    return Err(self.err(format!("number {text} is out of range"), start, self.pos))
+                }
             },
         };
         self.push(tok, start);
@@ -441,9 +451,15 @@ mod tests {
 
     #[test]
     fn hyphen_rule() {
-        assert_eq!(stage_id_len("count-1", Some(&["count".to_string()].into())), 5);
+        assert_eq!(
+            stage_id_len("count-1", Some(&["count".to_string()].into())),
+            5
+        );
         assert_eq!(stage_id_len("fetch-logs", None), 10);
-        assert_eq!(stage_id_len("a-b-c", Some(&["a".into(), "a-b".into()].into())), 3);
+        assert_eq!(
+            stage_id_len("a-b-c", Some(&["a".into(), "a-b".into()].into())),
+            3
+        );
         assert_eq!(stage_id_len("zz-1", Some(&["a".into()].into())), 4);
         assert_eq!(
             toks("stages.count-1", &["count"]),
@@ -462,16 +478,33 @@ mod tests {
     fn minus_elsewhere() {
         assert_eq!(
             toks("a-b", &[]),
-            vec![Tok::Ident("a".into()), Tok::Minus, Tok::Ident("b".into()), Tok::End]
+            vec![
+                Tok::Ident("a".into()),
+                Tok::Minus,
+                Tok::Ident("b".into()),
+                Tok::End
+            ]
         );
     }
 
     #[test]
     fn strings_and_numbers() {
-        assert_eq!(toks(r#"'a\n\u00e9\d'"#, &[]), vec![Tok::Str("a\né\\d".into()), Tok::End]);
-        assert_eq!(toks("1e3 1.5 2", &[]), vec![Tok::Float(1000.0), Tok::Float(1.5), Tok::Int(2), Tok::End]);
-        assert_eq!(toks("a.0", &[]), vec![Tok::Ident("a".into()), Tok::Dot, Tok::Int(0), Tok::End]);
-        assert_eq!(toks(r#""\ud83d\ude00""#, &[]), vec![Tok::Str("😀".into()), Tok::End]);
+        assert_eq!(
+            toks(r#"'a\n\u00e9\d'"#, &[]),
+            vec![Tok::Str("a\né\\d".into()), Tok::End]
+        );
+        assert_eq!(
+            toks("1e3 1.5 2", &[]),
+            vec![Tok::Float(1000.0), Tok::Float(1.5), Tok::Int(2), Tok::End]
+        );
+        assert_eq!(
+            toks("a.0", &[]),
+            vec![Tok::Ident("a".into()), Tok::Dot, Tok::Int(0), Tok::End]
+        );
+        assert_eq!(
+            toks(r#""\ud83d\ude00""#, &[]),
+            vec![Tok::Str("😀".into()), Tok::End]
+        );
     }
 
     #[test]

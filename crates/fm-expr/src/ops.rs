@@ -15,7 +15,13 @@ use crate::render::to_text;
 use crate::value::{approx_size, compare, type_name, values_equal, Num};
 use crate::Error;
 
-pub(crate) fn binary<'a>(ev: &mut Eval<'a>, op: BinOp, a: V<'a>, b: V<'a>, span: Span) -> Result<V<'a>, Error> {
+pub(crate) fn binary<'a>(
+    ev: &mut Eval<'a>,
+    op: BinOp,
+    a: V<'a>,
+    b: V<'a>,
+    span: Span,
+) -> Result<V<'a>, Error> {
     let bool_ = |b: bool| Ok(Cow::Owned(Value::Bool(b)));
     match op {
         BinOp::Eq => bool_(values_equal(&a, &b)),
@@ -102,7 +108,8 @@ fn check_list(ev: &Eval<'_>, len: usize, span: Span) -> Result<(), Error> {
 fn repeat_count(ev: &Eval<'_>, n: &serde_json::Number, span: Span) -> Result<usize, Error> {
     match n.as_i64() {
         Some(i) if i <= 0 => Ok(0),
-        Some(i) => usize::try_from(i).map_err(|_| ev.err(ErrorKind::Limit, "repetition count too large", span)),
+        Some(i) => usize::try_from(i)
+            .map_err(|_| ev.err(ErrorKind::Limit, "repetition count too large", span)),
         None => Err(ev.err(
             ErrorKind::Type,
             "can only repeat a string or list a whole number of times",
@@ -111,7 +118,12 @@ fn repeat_count(ev: &Eval<'_>, n: &serde_json::Number, span: Span) -> Result<usi
     }
 }
 
-pub(crate) fn concat_str<'a>(ev: &mut Eval<'a>, x: &str, y: &str, span: Span) -> Result<V<'a>, Error> {
+pub(crate) fn concat_str<'a>(
+    ev: &mut Eval<'a>,
+    x: &str,
+    y: &str,
+    span: Span,
+) -> Result<V<'a>, Error> {
     ev.charge(x.len().saturating_add(y.len()), span)?;
     let mut s = String::with_capacity(x.len() + y.len());
     s.push_str(x);
@@ -120,7 +132,12 @@ pub(crate) fn concat_str<'a>(ev: &mut Eval<'a>, x: &str, y: &str, span: Span) ->
 }
 
 /// `needle in haystack`
-fn contains(ev: &mut Eval<'_>, haystack: &Value, needle: &Value, span: Span) -> Result<bool, Error> {
+fn contains(
+    ev: &mut Eval<'_>,
+    haystack: &Value,
+    needle: &Value,
+    span: Span,
+) -> Result<bool, Error> {
     match (haystack, needle) {
         (Value::String(h), Value::String(n)) => Ok(h.contains(n.as_str())),
         (Value::Array(items), n) => {
@@ -140,7 +157,13 @@ fn contains(ev: &mut Eval<'_>, haystack: &Value, needle: &Value, span: Span) -> 
     }
 }
 
-fn arith<'a>(ev: &mut Eval<'a>, op: BinOp, a: &Value, b: &Value, span: Span) -> Result<V<'a>, Error> {
+fn arith<'a>(
+    ev: &mut Eval<'a>,
+    op: BinOp,
+    a: &Value,
+    b: &Value,
+    span: Span,
+) -> Result<V<'a>, Error> {
     let (Some(x), Some(y)) = (Num::of(a), Num::of(b)) else {
         let hint = if op == BinOp::Add && (a.is_string() || b.is_string()) {
             " (use '~' to join values as text)"
@@ -160,9 +183,15 @@ fn arith<'a>(ev: &mut Eval<'a>, op: BinOp, a: &Value, b: &Value, span: Span) -> 
     };
     let div_zero = || ev.err(ErrorKind::Arithmetic, "division by zero", span);
     let result = match (op, x, y) {
-        (BinOp::Add, Num::Int(i), Num::Int(j)) => i.checked_add(j).map_or(Num::Float(i as f64 + j as f64), Num::Int),
-        (BinOp::Sub, Num::Int(i), Num::Int(j)) => i.checked_sub(j).map_or(Num::Float(i as f64 - j as f64), Num::Int),
-        (BinOp::Mul, Num::Int(i), Num::Int(j)) => i.checked_mul(j).map_or(Num::Float(i as f64 * j as f64), Num::Int),
+        (BinOp::Add, Num::Int(i), Num::Int(j)) => i
+            .checked_add(j)
+            .map_or(Num::Float(i as f64 + j as f64), Num::Int),
+        (BinOp::Sub, Num::Int(i), Num::Int(j)) => i
+            .checked_sub(j)
+            .map_or(Num::Float(i as f64 - j as f64), Num::Int),
+        (BinOp::Mul, Num::Int(i), Num::Int(j)) => i
+            .checked_mul(j)
+            .map_or(Num::Float(i as f64 * j as f64), Num::Int),
         (BinOp::Add, x, y) => Num::Float(x.as_f64() + y.as_f64()),
         (BinOp::Sub, x, y) => Num::Float(x.as_f64() - y.as_f64()),
         (BinOp::Mul, x, y) => Num::Float(x.as_f64() * y.as_f64()),
@@ -177,7 +206,11 @@ fn arith<'a>(ev: &mut Eval<'a>, op: BinOp, a: &Value, b: &Value, span: Span) -> 
                 return Err(div_zero());
             }
             match (i.checked_div(j), i.checked_rem(j)) {
-                (Some(q), Some(r)) => Num::Int(if r != 0 && ((r < 0) != (j < 0)) { q - 1 } else { q }),
+                (Some(q), Some(r)) => Num::Int(if r != 0 && ((r < 0) != (j < 0)) {
+                    q - 1
+                } else {
+                    q
+                }),
                 _ => Num::Float((i as f64 / j as f64).floor()),
             }
         }
@@ -193,7 +226,11 @@ fn arith<'a>(ev: &mut Eval<'a>, op: BinOp, a: &Value, b: &Value, span: Span) -> 
             }
             // i64::MIN % -1 overflows in Rust; mathematically it is 0.
             let r = i.checked_rem(j).unwrap_or(0);
-            Num::Int(if r != 0 && ((r < 0) != (j < 0)) { r + j } else { r })
+            Num::Int(if r != 0 && ((r < 0) != (j < 0)) {
+                r + j
+            } else {
+                r
+            })
         }
         (BinOp::Mod, x, y) => {
             let (x, y) = (x.as_f64(), y.as_f64());
@@ -201,7 +238,11 @@ fn arith<'a>(ev: &mut Eval<'a>, op: BinOp, a: &Value, b: &Value, span: Span) -> 
                 return Err(div_zero());
             }
             let r = x % y;
-            Num::Float(if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r })
+            Num::Float(if r != 0.0 && ((r < 0.0) != (y < 0.0)) {
+                r + y
+            } else {
+                r
+            })
         }
         (BinOp::Pow, Num::Int(i), Num::Int(j)) if j >= 0 => {
             match u32::try_from(j).ok().and_then(|e| i.checked_pow(e)) {
@@ -210,7 +251,13 @@ fn arith<'a>(ev: &mut Eval<'a>, op: BinOp, a: &Value, b: &Value, span: Span) -> 
             }
         }
         (BinOp::Pow, x, y) => Num::Float(x.as_f64().powf(y.as_f64())),
-        _ => return Err(ev.err(ErrorKind::Other, format!("unsupported operator '{}'", op.symbol()), span)),
+        _ => {
+            return Err(ev.err(
+                ErrorKind::Other,
+                format!("unsupported operator '{}'", op.symbol()),
+                span,
+            ))
+        }
     };
     ev.number(result, span)
 }

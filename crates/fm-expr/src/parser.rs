@@ -32,7 +32,8 @@ use crate::suggest::hint;
 use crate::{filters, functions, predicates};
 
 const KEYWORDS: &[&str] = &[
-    "and", "or", "not", "in", "is", "if", "else", "true", "false", "null", "none", "True", "False", "None",
+    "and", "or", "not", "in", "is", "if", "else", "true", "false", "null", "none", "True", "False",
+    "None",
 ];
 
 /// Binding strength of each level (higher binds tighter).
@@ -52,7 +53,14 @@ mod prec {
 
     pub fn of(op: BinOp) -> u8 {
         match op {
-            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::In | BinOp::NotIn => CMP,
+            BinOp::Eq
+            | BinOp::Ne
+            | BinOp::Lt
+            | BinOp::Le
+            | BinOp::Gt
+            | BinOp::Ge
+            | BinOp::In
+            | BinOp::NotIn => CMP,
             BinOp::Concat => CONCAT,
             BinOp::Add | BinOp::Sub => ADD,
             BinOp::Mul | BinOp::Div | BinOp::FloorDiv | BinOp::Mod => MUL,
@@ -172,7 +180,10 @@ impl<'s> Parser<'s> {
     }
 
     fn unexpected(&self, expected: &str) -> Error {
-        self.err_here(format!("unexpected {}: expected {expected}", self.peek().describe()))
+        self.err_here(format!(
+            "unexpected {}: expected {expected}",
+            self.peek().describe()
+        ))
     }
 
     fn expect(&mut self, tok: Tok, what: &str) -> Result<Span, Error> {
@@ -218,7 +229,11 @@ impl<'s> Parser<'s> {
         let then = self.binary(prec::OR)?;
         let result = if self.eat_kw("if") {
             let cond = self.binary(prec::OR)?;
-            let otherwise = if self.eat_kw("else") { Some(self.expr()?) } else { None };
+            let otherwise = if self.eat_kw("else") {
+                Some(self.expr()?)
+            } else {
+                None
+            };
             self.cond_node(then, cond, otherwise)?
         } else {
             then
@@ -250,7 +265,9 @@ impl<'s> Parser<'s> {
                 "and" => Some((And, prec::AND, 1)),
                 "in" => bin(BinOp::In),
                 "is" => Some((Is, prec::CMP, 1)),
-                "not" if matches!(self.peek_at(1), Tok::Ident(t) if t == "in") => Some((Bin(BinOp::NotIn), prec::CMP, 2)),
+                "not" if matches!(self.peek_at(1), Tok::Ident(t) if t == "in") => {
+                    Some((Bin(BinOp::NotIn), prec::CMP, 2))
+                }
                 _ => None,
             },
             Tok::EqEq => bin(BinOp::Eq),
@@ -286,7 +303,11 @@ impl<'s> Parser<'s> {
                 Infix::Is => self.test_unchained(lhs)?,
                 Infix::Or | Infix::And | Infix::Bin(_) => {
                     // `**` is right-associative and its exponent may be negated: `2 ** -1`.
-                    let rhs_min = if matches!(op, Infix::Bin(BinOp::Pow)) { prec::UNARY } else { p + 1 };
+                    let rhs_min = if matches!(op, Infix::Bin(BinOp::Pow)) {
+                        prec::UNARY
+                    } else {
+                        p + 1
+                    };
                     let rhs = self.binary(rhs_min)?;
                     self.combine(op, p, lhs, rhs)?
                 }
@@ -308,7 +329,9 @@ impl<'s> Parser<'s> {
             Infix::Or => ExprKind::Or(a, b),
             Infix::And => ExprKind::And(a, b),
             Infix::Bin(op) => ExprKind::Binary(op, a, b),
-            Infix::Pipe | Infix::Is => return Err(self.err("internal: not a binary operator", span)),
+            Infix::Pipe | Infix::Is => {
+                return Err(self.err("internal: not a binary operator", span))
+            }
         };
         let e = self.node(kind, span)?;
         if p == prec::CMP {
@@ -361,10 +384,16 @@ impl<'s> Parser<'s> {
     fn test(&mut self, operand: Expr) -> PResult {
         let negated = self.eat_kw("not");
         let (name, name_span) = match self.bump() {
-            Token { tok: Tok::Ident(n), span } => (n, span),
+            Token {
+                tok: Tok::Ident(n),
+                span,
+            } => (n, span),
             t => {
                 return Err(self.err(
-                    format!("unexpected {}: expected a test name after 'is' (e.g. 'is defined')", t.tok.describe()),
+                    format!(
+                        "unexpected {}: expected a test name after 'is' (e.g. 'is defined')",
+                        t.tok.describe()
+                    ),
                     t.span,
                 ))
             }
@@ -391,7 +420,10 @@ impl<'s> Parser<'s> {
         } else if self.starts_literal() {
             args.push(self.postfix()?);
         }
-        let end = args.last().map_or(name_span, |a| a.span).to(self.prev_span());
+        let end = args
+            .last()
+            .map_or(name_span, |a| a.span)
+            .to(self.prev_span());
         if args.len() < spec.args.0 || args.len() > spec.args.1 {
             return Err(self.err(
                 format!(
@@ -424,7 +456,10 @@ impl<'s> Parser<'s> {
     fn starts_literal(&self) -> bool {
         match self.peek() {
             Tok::Int(_) | Tok::Float(_) | Tok::Str(_) => true,
-            Tok::Ident(s) => matches!(s.as_str(), "true" | "false" | "null" | "none" | "True" | "False" | "None"),
+            Tok::Ident(s) => matches!(
+                s.as_str(),
+                "true" | "false" | "null" | "none" | "True" | "False" | "None"
+            ),
             _ => false,
         }
     }
@@ -432,10 +467,16 @@ impl<'s> Parser<'s> {
     /// After `|`: `name [(args)]`, applied to `lhs`.
     fn filter(&mut self, lhs: Expr) -> PResult {
         let (name, name_span) = match self.bump() {
-            Token { tok: Tok::Ident(n), span } => (n, span),
+            Token {
+                tok: Tok::Ident(n),
+                span,
+            } => (n, span),
             t => {
                 return Err(self.err(
-                    format!("unexpected {}: expected a filter name after '|'", t.tok.describe()),
+                    format!(
+                        "unexpected {}: expected a filter name after '|'",
+                        t.tok.describe()
+                    ),
                     t.span,
                 ))
             }
@@ -482,7 +523,9 @@ impl<'s> Parser<'s> {
             } else {
                 let value = self.expr()?;
                 if !kw.is_empty() {
-                    return Err(self.err("positional argument after a keyword argument", value.span));
+                    return Err(
+                        self.err("positional argument after a keyword argument", value.span)
+                    );
                 }
                 pos.push(value);
             }
@@ -566,7 +609,10 @@ impl<'s> Parser<'s> {
             Tok::Int(i) => StepKind::Index(i),
             other => {
                 return Err(self.err(
-                    format!("unexpected {}: expected a key name after '.'", other.describe()),
+                    format!(
+                        "unexpected {}: expected a key name after '.'",
+                        other.describe()
+                    ),
                     t.span,
                 ))
             }
@@ -630,7 +676,8 @@ impl<'s> Parser<'s> {
         let mut steps = steps.into_iter().peekable();
         let mut end = name_span;
         // A static key step (`.x` or `['x']`), consumed.
-        let take_key = |steps: &mut std::iter::Peekable<std::vec::IntoIter<Step>>, end: &mut Span| {
+        let take_key = |steps: &mut std::iter::Peekable<std::vec::IntoIter<Step>>,
+                        end: &mut Span| {
             match steps.peek() {
                 Some(Step {
                     kind: StepKind::Key(k),
@@ -687,13 +734,21 @@ impl<'s> Parser<'s> {
             }
             "secrets" | "env" => {
                 let Some(key) = take_key(&mut steps, &mut end) else {
-                    return Err(self.err(format!("expected a name after '{name}': `{name}.NAME`"), name_span.to(end)));
+                    return Err(self.err(
+                        format!("expected a name after '{name}': `{name}.NAME`"),
+                        name_span.to(end),
+                    ));
                 };
-                let root = if name == "env" { RefRoot::Env(key) } else { RefRoot::Secret(key) };
+                let root = if name == "env" {
+                    RefRoot::Env(key)
+                } else {
+                    RefRoot::Secret(key)
+                };
                 (root, false)
             }
             "execution" => {
-                let Some(field) = take_key(&mut steps, &mut end).filter(|f| EXECUTION_FIELDS.contains(&f.as_str()))
+                let Some(field) = take_key(&mut steps, &mut end)
+                    .filter(|f| EXECUTION_FIELDS.contains(&f.as_str()))
                 else {
                     return Err(self.err(
                         format!(
@@ -794,12 +849,15 @@ impl<'s> Parser<'s> {
 
     fn fold_object(&self, pairs: Vec<(Expr, Expr)>, span: Span) -> PResult {
         let all_lit = pairs.iter().all(|(k, v)| {
-            matches!(k.kind, ExprKind::Literal(Value::String(_))) && matches!(v.kind, ExprKind::Literal(_))
+            matches!(k.kind, ExprKind::Literal(Value::String(_)))
+                && matches!(v.kind, ExprKind::Literal(_))
         });
         if all_lit {
             let mut map = Map::new();
             for (k, v) in pairs {
-                if let (ExprKind::Literal(Value::String(k)), ExprKind::Literal(v)) = (k.kind, v.kind) {
+                if let (ExprKind::Literal(Value::String(k)), ExprKind::Literal(v)) =
+                    (k.kind, v.kind)
+                {
                     map.insert(k, v);
                 }
             }
@@ -814,16 +872,24 @@ impl<'s> Parser<'s> {
         let lit = |v: Value| Ok(Expr::new(ExprKind::Literal(v), t.span));
         match t.tok {
             Tok::Int(i) => lit(Value::from(i)),
-            Tok::Float(f) => lit(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            Tok::Float(f) => {
+                lit(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
+            }
             Tok::Str(ref s) => lit(Value::String(s.clone())),
             Tok::Ident(ref k) => match k.as_str() {
                 "true" | "True" => lit(Value::Bool(true)),
                 "false" | "False" => lit(Value::Bool(false)),
                 "null" | "none" | "None" => lit(Value::Null),
-                other => Err(self.err(format!("unexpected keyword '{other}': expected a value"), t.span)),
+                other => Err(self.err(
+                    format!("unexpected keyword '{other}': expected a value"),
+                    t.span,
+                )),
             },
             Tok::End => Err(self.err("unexpected end of expression: expected a value", t.span)),
-            other => Err(self.err(format!("unexpected {}: expected a value", other.describe()), t.span)),
+            other => Err(self.err(
+                format!("unexpected {}: expected a value", other.describe()),
+                t.span,
+            )),
         }
     }
 }
@@ -832,7 +898,9 @@ impl<'s> Parser<'s> {
 fn static_step(index: Expr) -> StepKind {
     match index.kind {
         ExprKind::Literal(Value::String(s)) => StepKind::Key(s),
-        ExprKind::Literal(Value::Number(ref n)) if n.as_i64().is_some() => StepKind::Index(n.as_i64().unwrap_or(0)),
+        ExprKind::Literal(Value::Number(ref n)) if n.as_i64().is_some() => {
+            StepKind::Index(n.as_i64().unwrap_or(0))
+        }
         _ => StepKind::Dynamic(Box::new(index)),
     }
 }

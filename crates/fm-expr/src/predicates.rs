@@ -54,7 +54,9 @@ fn ordering(ev: &mut Eval<'_>, v: &Value, args: &[V<'_>], span: Span) -> Result<
 fn int_of(ev: &Eval<'_>, what: &str, v: &Value, span: Span) -> Result<i64, Error> {
     match Num::of(v) {
         Some(Num::Int(i)) => Ok(i),
-        Some(Num::Float(f)) => Num::float_to_int(f).ok_or_else(|| type_error(ev, what, "a whole number", v, span)),
+        Some(Num::Float(f)) => {
+            Num::float_to_int(f).ok_or_else(|| type_error(ev, what, "a whole number", v, span))
+        }
         None => Err(type_error(ev, what, "a number", v, span)),
     }
 }
@@ -64,7 +66,13 @@ fn in_container(ev: &mut Eval<'_>, v: &Value, args: &[V<'_>], span: Span) -> Res
         Value::Array(items) => Ok(items.iter().any(|x| values_equal(x, v))),
         Value::Object(map) => Ok(v.as_str().is_some_and(|k| map.contains_key(k))),
         Value::String(s) => Ok(v.as_str().is_some_and(|n| s.contains(n))),
-        other => Err(type_error(ev, "test 'in'", "a list, object or string", other, span)),
+        other => Err(type_error(
+            ev,
+            "test 'in'",
+            "a list, object or string",
+            other,
+            span,
+        )),
     }
 }
 
@@ -87,17 +95,39 @@ pub(crate) static TESTS: &[TestSpec] = &[
     test!("true", 0..0, |_, v, _, _| Ok(v == &Value::Bool(true))),
     test!("false", 0..0, |_, v, _, _| Ok(v == &Value::Bool(false))),
     test!("number", 0..0, |_, v, _, _| Ok(v.is_number())),
-    test!("integer", 0..0, |_, v, _, _| Ok(matches!(Num::of(v), Some(Num::Int(_))))),
-    test!("float", 0..0, |_, v, _, _| Ok(matches!(Num::of(v), Some(Num::Float(_))))),
+    test!("integer", 0..0, |_, v, _, _| Ok(matches!(
+        Num::of(v),
+        Some(Num::Int(_))
+    ))),
+    test!("float", 0..0, |_, v, _, _| Ok(matches!(
+        Num::of(v),
+        Some(Num::Float(_))
+    ))),
     test!("string", 0..0, |_, v, _, _| Ok(v.is_string())),
     test!("mapping", 0..0, |_, v, _, _| Ok(v.is_object())),
     test!("sequence", 0..0, |_, v, _, _| Ok(v.is_array())),
-    test!("iterable", 0..0, |_, v, _, _| Ok(v.is_array() || v.is_object() || v.is_string())),
+    test!("iterable", 0..0, |_, v, _, _| Ok(v.is_array()
+        || v.is_object()
+        || v.is_string())),
     test!("truthy", 0..0, |_, v, _, _| Ok(is_truthy(v))),
     test!("falsy", 0..0, |_, v, _, _| Ok(!is_truthy(v))),
-    test!("empty", 0..0, |_, v, _, _| Ok(!is_truthy(v) && !v.is_number() && !v.is_boolean())),
-    test!("even", 0..0, |ev, v, _, s| Ok(int_of(ev, "test 'even'", v, s)? % 2 == 0)),
-    test!("odd", 0..0, |ev, v, _, s| Ok(int_of(ev, "test 'odd'", v, s)? % 2 != 0)),
+    test!("empty", 0..0, |_, v, _, _| Ok(!is_truthy(v)
+        && !v.is_number()
+        && !v.is_boolean())),
+    test!("even", 0..0, |ev, v, _, s| Ok(int_of(
+        ev,
+        "test 'even'",
+        v,
+        s
+    )? % 2
+        == 0)),
+    test!("odd", 0..0, |ev, v, _, s| Ok(int_of(
+        ev,
+        "test 'odd'",
+        v,
+        s
+    )? % 2
+        != 0)),
     test!("divisibleby", 1..1, |ev, v, a, s| {
         let n = int_of(ev, "test 'divisibleby'", v, s)?;
         let d = int_of(ev, "test 'divisibleby'", arg(a), s)?;
@@ -107,10 +137,18 @@ pub(crate) static TESTS: &[TestSpec] = &[
     test!("eq", 1..1, |_, v, a, _| Ok(values_equal(v, arg(a)))),
     test!("sameas", 1..1, |_, v, a, _| Ok(values_equal(v, arg(a)))),
     test!("ne", 1..1, |_, v, a, _| Ok(!values_equal(v, arg(a)))),
-    test!("lt", 1..1, |ev, v, a, s| Ok(ordering(ev, v, a, s)? == Ordering::Less)),
-    test!("le", 1..1, |ev, v, a, s| Ok(ordering(ev, v, a, s)? != Ordering::Greater)),
-    test!("gt", 1..1, |ev, v, a, s| Ok(ordering(ev, v, a, s)? == Ordering::Greater)),
-    test!("ge", 1..1, |ev, v, a, s| Ok(ordering(ev, v, a, s)? != Ordering::Less)),
+    test!("lt", 1..1, |ev, v, a, s| Ok(
+        ordering(ev, v, a, s)? == Ordering::Less
+    )),
+    test!("le", 1..1, |ev, v, a, s| Ok(
+        ordering(ev, v, a, s)? != Ordering::Greater
+    )),
+    test!("gt", 1..1, |ev, v, a, s| Ok(
+        ordering(ev, v, a, s)? == Ordering::Greater
+    )),
+    test!("ge", 1..1, |ev, v, a, s| Ok(
+        ordering(ev, v, a, s)? != Ordering::Less
+    )),
     test!("in", 1..1, in_container),
     test!("startingwith", 1..1, |_, v, a, _| {
         Ok(matches!((v, arg(a)), (Value::String(s), Value::String(p)) if s.starts_with(p.as_str())))

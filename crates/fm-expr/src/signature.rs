@@ -28,7 +28,12 @@ impl Signature {
     }
 
     fn params(&self) -> String {
-        let all: Vec<&str> = self.positional.iter().chain(self.kw_only).copied().collect();
+        let all: Vec<&str> = self
+            .positional
+            .iter()
+            .chain(self.kw_only)
+            .copied()
+            .collect();
         if all.is_empty() {
             "none".to_owned()
         } else {
@@ -75,21 +80,29 @@ impl Signature {
                     format!(
                         "{kind} '{}' has no parameter '{name}'{}; parameters: {}",
                         self.name,
-                        crate::suggest::hint(&name, self.positional.iter().chain(self.kw_only).copied()),
+                        crate::suggest::hint(
+                            &name,
+                            self.positional.iter().chain(self.kw_only).copied()
+                        ),
                         self.params()
                     ),
                     kspan,
                 ));
             };
             if args.slots[i].is_some() {
-                return Err(err(format!("{kind} '{}': parameter '{name}' given twice", self.name), kspan));
+                return Err(err(
+                    format!("{kind} '{}': parameter '{name}' given twice", self.name),
+                    kspan,
+                ));
             }
             args.slots[i] = Some(e);
         }
         // `required` counts leading positional parameters; for variadic
         // callees beyond their named parameters it counts `rest` arguments.
         let named_required = self.required.min(self.positional.len());
-        if let Some(missing) = (0..named_required).find(|&i| args.slots.get(i).is_none_or(Option::is_none)) {
+        if let Some(missing) =
+            (0..named_required).find(|&i| args.slots.get(i).is_none_or(Option::is_none))
+        {
             return Err(err(
                 format!(
                     "{kind} '{}' needs argument '{}'",
@@ -99,9 +112,14 @@ impl Signature {
                 span,
             ));
         }
-        if self.required > self.positional.len() && args.rest.len() < self.required - self.positional.len() {
+        if self.required > self.positional.len()
+            && args.rest.len() < self.required - self.positional.len()
+        {
             return Err(err(
-                format!("{kind} '{}' needs at least {} argument(s)", self.name, self.required),
+                format!(
+                    "{kind} '{}' needs at least {} argument(s)",
+                    self.name, self.required
+                ),
                 span,
             ));
         }

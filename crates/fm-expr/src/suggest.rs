@@ -2,7 +2,10 @@
 
 /// The candidate closest to `name` by edit distance, if close enough to be a
 /// plausible typo (distance <= 2, and less than the name's length).
-pub(crate) fn did_you_mean<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn did_you_mean<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     candidates
         .into_iter()
         .map(|c| (levenshtein(name, c), c))
@@ -43,7 +46,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("outputs", ["output", "status"]), Some("output"));
+        assert_eq!(
+            did_you_mean("outputs", ["output", "status"]),
+            Some("output")
+        );
         assert_eq!(did_you_mean("tojsn", ["tojson", "join"]), Some("tojson"));
         assert_eq!(did_you_mean("zzzzzz", ["output"]), None);
     }

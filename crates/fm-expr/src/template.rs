@@ -69,7 +69,8 @@ impl Template {
             if open > pos {
                 parts.push(Part::Text(pos, open));
             }
-            let (tokens, end) = Lexer::tokenize(source, open + 2, open, Mode::Braces, opts.stage_ids)?;
+            let (tokens, end) =
+                Lexer::tokenize(source, open + 2, open, Mode::Braces, opts.stage_ids)?;
             let expr = Parser::new(source, tokens).parse_all()?;
             parts.push(Part::Expr(expr));
             pos = end;

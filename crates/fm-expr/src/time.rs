@@ -22,9 +22,15 @@ pub(crate) fn format_rfc3339(secs: f64) -> Option<String> {
     let t = UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(secs).ok()?)?;
     let mut out = String::new();
     let ok = if secs.fract() == 0.0 {
-        std::fmt::write(&mut out, format_args!("{}", humantime::format_rfc3339_seconds(t)))
+        std::fmt::write(
+            &mut out,
+            format_args!("{}", humantime::format_rfc3339_seconds(t)),
+        )
     } else {
-        std::fmt::write(&mut out, format_args!("{}", humantime::format_rfc3339_millis(t)))
+        std::fmt::write(
+            &mut out,
+            format_args!("{}", humantime::format_rfc3339_millis(t)),
+        )
     };
     ok.ok().map(|_| out)
 }
@@ -45,7 +51,11 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<f64> {
 fn split_offset(s: &str) -> (&str, f64) {
     let b = s.as_bytes();
     let n = b.len();
-    if n > 6 && matches!(b[n - 6], b'+' | b'-') && b[n - 3] == b':' && s[..n - 6].contains(['T', 't', ' ']) {
+    if n > 6
+        && matches!(b[n - 6], b'+' | b'-')
+        && b[n - 3] == b':'
+        && s[..n - 6].contains(['T', 't', ' '])
+    {
         let hh = s.get(n - 5..n - 3).and_then(|h| h.parse::<u32>().ok());
         let mm = s.get(n - 2..).and_then(|m| m.parse::<u32>().ok());
         if let (Some(hh), Some(mm)) = (hh, mm) {
@@ -62,10 +72,19 @@ mod tests {
 
     #[test]
     fn roundtrip() {
-        assert_eq!(format_rfc3339(1705290120.0).as_deref(), Some("2024-01-15T03:42:00Z"));
-        assert_eq!(format_rfc3339(1705290120.5).as_deref(), Some("2024-01-15T03:42:00.500Z"));
+        assert_eq!(
+            format_rfc3339(1705290120.0).as_deref(),
+            Some("2024-01-15T03:42:00Z")
+        );
+        assert_eq!(
+            format_rfc3339(1705290120.5).as_deref(),
+            Some("2024-01-15T03:42:00.500Z")
+        );
         assert_eq!(parse_rfc3339("2024-01-15T03:42:00Z"), Some(1705290120.0));
-        assert_eq!(parse_rfc3339("2024-01-15T05:42:00+02:00"), Some(1705290120.0));
+        assert_eq!(
+            parse_rfc3339("2024-01-15T05:42:00+02:00"),
+            Some(1705290120.0)
+        );
         assert_eq!(format_rfc3339(-1.0), None);
         assert_eq!(format_rfc3339(1e12), None);
         assert_eq!(parse_rfc3339("nope"), None);

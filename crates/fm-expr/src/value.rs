@@ -77,7 +77,7 @@ impl Num {
     /// An integral float that fits i64 becomes an int (for `round`, `int`).
     pub(crate) fn float_to_int(f: f64) -> Option<i64> {
         // i64::MAX as f64 rounds up to 2^63, so compare with the exclusive bound.
-        (f.is_finite() && f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18)
+        (f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f))
             .then_some(f as i64)
     }
 }
@@ -86,18 +86,17 @@ impl Num {
 /// containers element-wise; different types are simply unequal.
 pub(crate) fn values_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            match (Num::from_number(x), Num::from_number(y)) {
-                (Num::Int(i), Num::Int(j)) => i == j,
-                (x, y) => x.as_f64() == y.as_f64(),
-            }
-        }
+        (Value::Number(x), Value::Number(y)) => match (Num::from_number(x), Num::from_number(y)) {
+            (Num::Int(i), Num::Int(j)) => i == j,
+            (x, y) => x.as_f64() == y.as_f64(),
+        },
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| values_equal(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
         }
         _ => a == b,
     }
@@ -172,10 +171,25 @@ mod tests {
 
     #[test]
     fn truthiness() {
-        for v in [json!(null), json!(false), json!(0), json!(0.0), json!(""), json!([]), json!({})] {
+        for v in [
+            json!(null),
+            json!(false),
+            json!(0),
+            json!(0.0),
+            json!(""),
+            json!([]),
+            json!({}),
+        ] {
             assert!(!is_truthy(&v), "{v}");
         }
-        for v in [json!(true), json!(1), json!(-0.5), json!("a"), json!([0]), json!({"a": null})] {
+        for v in [
+            json!(true),
+            json!(1),
+            json!(-0.5),
+            json!("a"),
+            json!([0]),
+            json!({"a": null}),
+        ] {
             assert!(is_truthy(&v), "{v}");
         }
     }
@@ -183,7 +197,10 @@ mod tests {
     #[test]
     fn equality_across_numbers() {
         assert!(values_equal(&json!(1), &json!(1.0)));
-        assert!(values_equal(&json!([1, {"a": 2}]), &json!([1.0, {"a": 2.0}])));
+        assert!(values_equal(
+            &json!([1, {"a": 2}]),
+            &json!([1.0, {"a": 2.0}])
+        ));
         assert!(!values_equal(&json!(1), &json!("1")));
         assert_eq!(compare(&json!(1), &json!(1.5)), Some(Ordering::Less));
         assert_eq!(compare(&json!(1), &json!("1")), None);

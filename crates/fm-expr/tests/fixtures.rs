@@ -48,15 +48,23 @@ fn matches_with_now(text: &str, pattern: &str) -> Result<(), String> {
     let pieces: Vec<&str> = pattern.split("{NOW}").collect();
     for (i, piece) in pieces.iter().enumerate() {
         if i == 0 {
-            rest = rest.strip_prefix(piece).ok_or(format!("expected prefix {piece:?} in {text:?}"))?;
+            rest = rest
+                .strip_prefix(piece)
+                .ok_or(format!("expected prefix {piece:?} in {text:?}"))?;
             continue;
         }
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let n: f64 = rest[..end].parse().map_err(|_| format!("expected a number at {rest:?}"))?;
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..end]
+            .parse()
+            .map_err(|_| format!("expected a number at {rest:?}"))?;
         if !near_now(n, 0.0) {
             return Err(format!("{n} is not near now"));
         }
-        rest = rest[end..].strip_prefix(piece).ok_or(format!("expected {piece:?} at {rest:?}"))?;
+        rest = rest[end..]
+            .strip_prefix(piece)
+            .ok_or(format!("expected {piece:?} at {rest:?}"))?;
     }
     if rest.is_empty() {
         Ok(())
@@ -77,13 +85,18 @@ fn check_error(case: &Value, err: &Error) -> Result<(), String> {
     if let Some(full) = case.get("expect_error_rendered").and_then(Value::as_str) {
         expected_any = true;
         if rendered != full {
-            return Err(format!("rendered error differs:\n--- got\n{rendered}\n--- expected\n{full}"));
+            return Err(format!(
+                "rendered error differs:\n--- got\n{rendered}\n--- expected\n{full}"
+            ));
         }
     }
     if let Some(kind) = case.get("expect_error_kind").and_then(Value::as_str) {
         expected_any = true;
         if format!("{:?}", err.kind) != kind {
-            return Err(format!("error kind {:?}, expected {kind}: {rendered}", err.kind));
+            return Err(format!(
+                "error kind {:?}, expected {kind}: {rendered}",
+                err.kind
+            ));
         }
     }
     if expected_any {
@@ -99,10 +112,15 @@ fn run_case(dir: &Path, case: &Value) -> Result<(), String> {
     if let Some(name) = case.get("context_file").and_then(Value::as_str) {
         let path = dir.join("..").join("contexts").join(format!("{name}.json"));
         let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         context = file["context"].clone();
         if let Some(ids) = file.get("stage_ids").and_then(Value::as_array) {
-            stage_ids = Some(ids.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+            stage_ids = Some(
+                ids.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+            );
         }
     }
     if let Some(c) = case.get("context") {
@@ -112,13 +130,19 @@ fn run_case(dir: &Path, case: &Value) -> Result<(), String> {
         merge(&mut context, c);
     }
     if let Some(ids) = case.get("stage_ids").and_then(Value::as_array) {
-        stage_ids = Some(ids.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+        stage_ids = Some(
+            ids.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+        );
     }
     let scope = JsonScope::new(context);
     let opts = CompileOptions {
         stage_ids: stage_ids.as_ref(),
     };
-    let source = case["template"].as_str().ok_or("case has no \"template\" string")?;
+    let source = case["template"]
+        .as_str()
+        .ok_or("case has no \"template\" string")?;
     let compiled = match case.get("mode").and_then(Value::as_str) {
         Some("expression") => Template::compile_expression(source, &opts),
         _ => Template::compile(source, &opts),
@@ -188,7 +212,9 @@ fn run_case(dir: &Path, case: &Value) -> Result<(), String> {
 
 #[test]
 fn fixtures() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("cases");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("cases");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -198,7 +224,10 @@ fn fixtures() {
     assert!(!files.is_empty(), "no cases in {}", dir.display());
     let mut failures = Vec::new();
     for file in &files {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let result = fs::read_to_string(file)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| format!("bad JSON: {e}")))

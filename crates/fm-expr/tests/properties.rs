@@ -9,13 +9,20 @@ use serde_json::{json, Value};
 
 /// The hyphen rule, restated independently of the lexer.
 fn predicted_id(run: &str, known: Option<&HashSet<String>>) -> String {
-    let Some(known) = known else { return run.to_owned() };
+    let Some(known) = known else {
+        return run.to_owned();
+    };
     if known.contains(run) {
         return run.to_owned();
     }
     known
         .iter()
-        .filter(|k| !k.is_empty() && run.len() > k.len() && run.starts_with(k.as_str()) && run[k.len()..].starts_with('-'))
+        .filter(|k| {
+            !k.is_empty()
+                && run.len() > k.len()
+                && run.starts_with(k.as_str())
+                && run[k.len()..].starts_with('-')
+        })
         .max_by_key(|k| k.len())
         .cloned()
         .unwrap_or_else(|| run.to_owned())
@@ -156,23 +163,114 @@ proptest! {
 }
 
 const TOKENS: &[&str] = &[
-    "{{", "}}", "stages.", "fetch-logs", ".output", ".body", ".logs", "upstream.", "secrets.K", "env.E", "execution.id",
-    "input", "x", "y", "1", "0", "-1", "2.5", "1e308", "9223372036854775807", "-", "+", "*", "**", "/", "//", "%", "~",
-    "|", "default(", "length", "tojson", "round(", "map(", "'upper'", "select(", "'odd'", "sort", "join(", "replace(",
-    "truncate(", "int", "first", "rfc3339", "range(", "now()", "min(", "max(", ")", "(", "[", "]", "{", "}", ":", ",",
-    " ", "'a'", "\"b\"", "'\\u00e9'", "'\\ud800'", "is", " defined", " not", " and ", " or ", " if ", " else ", " in ",
-    "==", "!=", "<", ">=", "true", "None", "é", "\\", "'", "\"", ".", "[0]", "[-1]", "['k']", "attribute=", "=",
+    "{{",
+    "}}",
+    "stages.",
+    "fetch-logs",
+    ".output",
+    ".body",
+    ".logs",
+    "upstream.",
+    "secrets.K",
+    "env.E",
+    "execution.id",
+    "input",
+    "x",
+    "y",
+    "1",
+    "0",
+    "-1",
+    "2.5",
+    "1e308",
+    "9223372036854775807",
+    "-",
+    "+",
+    "*",
+    "**",
+    "/",
+    "//",
+    "%",
+    "~",
+    "|",
+    "default(",
+    "length",
+    "tojson",
+    "round(",
+    "map(",
+    "'upper'",
+    "select(",
+    "'odd'",
+    "sort",
+    "join(",
+    "replace(",
+    "truncate(",
+    "int",
+    "first",
+    "rfc3339",
+    "range(",
+    "now()",
+    "min(",
+    "max(",
+    ")",
+    "(",
+    "[",
+    "]",
+    "{",
+    "}",
+    ":",
+    ",",
+    " ",
+    "'a'",
+    "\"b\"",
+    "'\\u00e9'",
+    "'\\ud800'",
+    "is",
+    " defined",
+    " not",
+    " and ",
+    " or ",
+    " if ",
+    " else ",
+    " in ",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    "true",
+    "None",
+    "é",
+    "\\",
+    "'",
+    "\"",
+    ".",
+    "[0]",
+    "[-1]",
+    "['k']",
+    "attribute=",
+    "=",
 ];
 
 fn exercise(src: &str) {
     let scope = fixed_scope();
     let ids: HashSet<String> = ["fetch-logs".to_string(), "fetch".to_string()].into();
-    for opts in [CompileOptions::default(), CompileOptions { stage_ids: Some(&ids) }] {
-        for compiled in [Template::compile(src, &opts), Template::compile_expression(src, &opts)] {
+    for opts in [
+        CompileOptions::default(),
+        CompileOptions {
+            stage_ids: Some(&ids),
+        },
+    ] {
+        for compiled in [
+            Template::compile(src, &opts),
+            Template::compile_expression(src, &opts),
+        ] {
             match compiled {
                 Ok(t) => {
                     let _ = t.references();
-                    for result in [t.render(&scope).map(|_| ()), t.render_string(&scope).map(|_| ()), t.render_parts(&scope).map(|_| ())] {
+                    for result in [
+                        t.render(&scope).map(|_| ()),
+                        t.render_string(&scope).map(|_| ()),
+                        t.render_parts(&scope).map(|_| ()),
+                    ] {
                         if let Err(e) = result {
                             let _ = (e.render(), e.to_string());
                         }
@@ -203,7 +301,11 @@ fn deep_nesting_fits_a_worker_stack() {
         format!("{{{{ {}2 }}}}", "1 ** ".repeat(n)),
         format!("{{{{ x{} }}}}", " | default(1)".repeat(n)),
         format!("{{{{ {}x{} }}}}", "input[".repeat(n), "]".repeat(n)),
-        format!("{{{{ {}1{} }}}}", "min([(".repeat(n / 3), ")])".repeat(n / 3)),
+        format!(
+            "{{{{ {}1{} }}}}",
+            "min([(".repeat(n / 3),
+            ")])".repeat(n / 3)
+        ),
         format!("{{{{ {}1{} }}}}", "x | default(".repeat(n), ")".repeat(n)),
     ];
     let handle = std::thread::Builder::new()

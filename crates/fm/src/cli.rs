@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "fm", version, about = "Run FlowMason-format pipelines: fast, strict, safe.")]
+#[command(
+    name = "fm",
+    version,
+    about = "Run FlowMason-format pipelines: fast, strict, safe."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -17,7 +17,10 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
         Err(LoadFailure::Invalid(problems)) => {
-            eprint!("{}", render_problems(&args.pipeline.display().to_string(), &problems));
+            eprint!(
+                "{}",
+                render_problems(&args.pipeline.display().to_string(), &problems)
+            );
             return Ok(2);
         }
     };
@@ -40,7 +43,9 @@ fn route_labels(p: &Pipeline, doc: &Value, router: usize, target: &str) -> Vec<S
         .get("stages")
         .and_then(|s| s.get(router))
         .and_then(|s| s.get("config"));
-    let Some(config) = config else { return Vec::new() };
+    let Some(config) = config else {
+        return Vec::new();
+    };
     let mut labels = Vec::new();
     let names = |v: &Value| -> bool {
         match v {
@@ -53,7 +58,10 @@ fn route_labels(p: &Pipeline, doc: &Value, router: usize, target: &str) -> Vec<S
         Some(Value::Array(routes)) => {
             for (i, r) in routes.iter().enumerate() {
                 if r.get("stages").is_some_and(names) {
-                    let n = r.get("name").and_then(Value::as_str).map_or(format!("route {i}"), str::to_owned);
+                    let n = r
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .map_or(format!("route {i}"), str::to_owned);
                     labels.push(n);
                 }
             }
@@ -67,7 +75,11 @@ fn route_labels(p: &Pipeline, doc: &Value, router: usize, target: &str) -> Vec<S
         }
         _ => {}
     }
-    if config.get("default").or_else(|| config.get("default_route")).is_some_and(names) {
+    if config
+        .get("default")
+        .or_else(|| config.get("default_route"))
+        .is_some_and(names)
+    {
         labels.push("default".into());
     }
     let _ = p;
@@ -79,22 +91,44 @@ fn mermaid(p: &Pipeline, doc: &Value) -> String {
     // Trycatch scopes as subgraphs (members listed inside).
     for (i, st) in p.stages.iter().enumerate() {
         if let Control::TryCatch { .. } = st.control {
-            let _ = writeln!(s, "  subgraph scope_{}[\"trycatch {}\"]", node_id(&st.id), st.id);
-            for m in p.stages.iter().filter(|m| m.scope.map(|x| x.trycatch) == Some(i)) {
+            let _ = writeln!(
+                s,
+                "  subgraph scope_{}[\"trycatch {}\"]",
+                node_id(&st.id),
+                st.id
+            );
+            for m in p
+                .stages
+                .iter()
+                .filter(|m| m.scope.map(|x| x.trycatch) == Some(i))
+            {
                 let role = match m.scope.map(|x| x.role) {
                     Some(ScopeRole::Try) => "try",
                     Some(ScopeRole::Catch) => "catch",
                     _ => "finally",
                 };
-                let _ = writeln!(s, "    {}[\"{}<br/><i>{} · {role}</i>\"]", node_id(&m.id), m.id, m.component);
+                let _ = writeln!(
+                    s,
+                    "    {}[\"{}<br/><i>{} · {role}</i>\"]",
+                    node_id(&m.id),
+                    m.id,
+                    m.component
+                );
             }
             let _ = writeln!(s, "  end");
         }
     }
     for st in p.stages.iter().filter(|st| st.scope.is_none()) {
         let shape = match st.control {
-            Control::Router { .. } => format!("{}{{\"{}<br/><i>router</i>\"}}", node_id(&st.id), st.id),
-            _ => format!("{}[\"{}<br/><i>{}</i>\"]", node_id(&st.id), st.id, st.component),
+            Control::Router { .. } => {
+                format!("{}{{\"{}<br/><i>router</i>\"}}", node_id(&st.id), st.id)
+            }
+            _ => format!(
+                "{}[\"{}<br/><i>{}</i>\"]",
+                node_id(&st.id),
+                st.id,
+                st.component
+            ),
         };
         let _ = writeln!(s, "  {shape}");
     }
@@ -108,7 +142,12 @@ fn mermaid(p: &Pipeline, doc: &Value) -> String {
             Control::Router { targets } => {
                 for &t in targets {
                     let labels = route_labels(p, doc, i, &p.stages[t].id).join(" / ");
-                    let _ = writeln!(s, "  {} -. \"{labels}\" .-> {}", node_id(&st.id), node_id(&p.stages[t].id));
+                    let _ = writeln!(
+                        s,
+                        "  {} -. \"{labels}\" .-> {}",
+                        node_id(&st.id),
+                        node_id(&p.stages[t].id)
+                    );
                 }
             }
             Control::TryCatch { .. } => {
@@ -121,24 +160,46 @@ fn mermaid(p: &Pipeline, doc: &Value) -> String {
 }
 
 fn dot(p: &Pipeline, doc: &Value) -> String {
-    let mut s = String::from("digraph pipeline {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+    let mut s = String::from(
+        "digraph pipeline {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+    );
     for (i, st) in p.stages.iter().enumerate() {
         if let Control::TryCatch { .. } = st.control {
-            let _ = writeln!(s, "  subgraph \"cluster_{}\" {{\n    label=\"trycatch {}\";\n    style=dashed;", st.id, st.id);
-            for m in p.stages.iter().filter(|m| m.scope.map(|x| x.trycatch) == Some(i)) {
+            let _ = writeln!(
+                s,
+                "  subgraph \"cluster_{}\" {{\n    label=\"trycatch {}\";\n    style=dashed;",
+                st.id, st.id
+            );
+            for m in p
+                .stages
+                .iter()
+                .filter(|m| m.scope.map(|x| x.trycatch) == Some(i))
+            {
                 let role = match m.scope.map(|x| x.role) {
                     Some(ScopeRole::Try) => "try",
                     Some(ScopeRole::Catch) => "catch",
                     _ => "finally",
                 };
-                let _ = writeln!(s, "    \"{}\" [label=\"{}\\n{} · {role}\"];", m.id, m.id, m.component);
+                let _ = writeln!(
+                    s,
+                    "    \"{}\" [label=\"{}\\n{} · {role}\"];",
+                    m.id, m.id, m.component
+                );
             }
             let _ = writeln!(s, "  }}");
         }
     }
     for st in p.stages.iter().filter(|st| st.scope.is_none()) {
-        let shape = if matches!(st.control, Control::Router { .. }) { ", shape=diamond" } else { "" };
-        let _ = writeln!(s, "  \"{}\" [label=\"{}\\n{}\"{shape}];", st.id, st.id, st.component);
+        let shape = if matches!(st.control, Control::Router { .. }) {
+            ", shape=diamond"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  \"{}\" [label=\"{}\\n{}\"{shape}];",
+            st.id, st.id, st.component
+        );
     }
     for st in &p.stages {
         for &d in &st.depends_on {
@@ -150,7 +211,11 @@ fn dot(p: &Pipeline, doc: &Value) -> String {
             Control::Router { targets } => {
                 for &t in targets {
                     let labels = route_labels(p, doc, i, &p.stages[t].id).join(" / ");
-                    let _ = writeln!(s, "  \"{}\" -> \"{}\" [style=dashed, label=\"{labels}\"];", st.id, p.stages[t].id);
+                    let _ = writeln!(
+                        s,
+                        "  \"{}\" -> \"{}\" [style=dashed, label=\"{labels}\"];",
+                        st.id, p.stages[t].id
+                    );
                 }
             }
             Control::TryCatch {
@@ -158,9 +223,17 @@ fn dot(p: &Pipeline, doc: &Value) -> String {
                 catch_stages,
                 finally_stages,
             } => {
-                for (list, label) in [(try_stages, "try"), (catch_stages, "catch"), (finally_stages, "finally")] {
+                for (list, label) in [
+                    (try_stages, "try"),
+                    (catch_stages, "catch"),
+                    (finally_stages, "finally"),
+                ] {
                     for &m in list {
-                        let _ = writeln!(s, "  \"{}\" -> \"{}\" [style=bold, label=\"{label}\"];", st.id, p.stages[m].id);
+                        let _ = writeln!(
+                            s,
+                            "  \"{}\" -> \"{}\" [style=bold, label=\"{label}\"];",
+                            st.id, p.stages[m].id
+                        );
                     }
                 }
             }

@@ -20,13 +20,16 @@ pub fn read_input(arg: Option<&str>) -> anyhow::Result<Value> {
         return serde_json::from_str(&text).context("the input on stdin is not valid JSON");
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return serde_json::from_str(arg).context("--input looks like inline JSON but does not parse");
+        return serde_json::from_str(arg)
+            .context("--input looks like inline JSON but does not parse");
     }
     let path = Path::new(arg);
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the input file {arg} (give a file, '-' for stdin, or inline JSON)"))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read the input file {arg} (give a file, '-' for stdin, or inline JSON)")
+    })?;
     if arg.ends_with(".yaml") || arg.ends_with(".yml") {
-        serde_yaml_ng::from_str(&text).with_context(|| format!("input file {arg} is not valid YAML"))
+        serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("input file {arg} is not valid YAML"))
     } else {
         serde_json::from_str(&text).with_context(|| format!("input file {arg} is not valid JSON"))
     }
@@ -48,7 +51,10 @@ pub fn apply_set(input: &mut Value, assignment: &str) -> anyhow::Result<()> {
             *cur = Value::Object(Map::new());
         }
         let Value::Object(map) = cur else {
-            bail!("--set {assignment}: '{}' is not an object", parts[..i].join("."));
+            bail!(
+                "--set {assignment}: '{}' is not an object",
+                parts[..i].join(".")
+            );
         };
         if i + 1 == parts.len() {
             map.insert((*part).to_owned(), value);

@@ -33,7 +33,10 @@ impl Progress {
     fn render(&self, e: &Event) -> Option<String> {
         let line = match &e.kind {
             EventKind::Log {
-                stage, level, message, ..
+                stage,
+                level,
+                message,
+                ..
             } => {
                 let who = stage.as_deref().unwrap_or("run");
                 return Some(format!("  [{}] {who}: {message}\n", level.as_str()));
@@ -70,7 +73,10 @@ impl Progress {
                 "↻",
                 stage,
                 "retrying",
-                &format!(" (attempt {attempt} failed: {}; next in {delay_ms} ms)", first_line(reason)),
+                &format!(
+                    " (attempt {attempt} failed: {}; next in {delay_ms} ms)",
+                    first_line(reason)
+                ),
             ),
             EventKind::StageSucceeded {
                 stage,
@@ -83,8 +89,17 @@ impl Progress {
                 } else {
                     ""
                 };
-                let tries = if *attempts > 1 { format!(", {attempts} attempts") } else { String::new() };
-                self.stage_line("✓", stage, "succeeded", &format!("  {duration_ms} ms{tries}{dry}"))
+                let tries = if *attempts > 1 {
+                    format!(", {attempts} attempts")
+                } else {
+                    String::new()
+                };
+                self.stage_line(
+                    "✓",
+                    stage,
+                    "succeeded",
+                    &format!("  {duration_ms} ms{tries}{dry}"),
+                )
             }
             EventKind::StageFailed {
                 stage,
@@ -98,7 +113,10 @@ impl Progress {
                     "✗",
                     stage,
                     "failed",
-                    &format!("  {duration_ms} ms{handled}: {}", first_line(&error.message)),
+                    &format!(
+                        "  {duration_ms} ms{handled}: {}",
+                        first_line(&error.message)
+                    ),
                 )
             }
             EventKind::StageSkipped { stage, reason } => {
@@ -113,7 +131,11 @@ impl Progress {
                 error,
                 ..
             } => {
-                let mark = if *status == fm_core::RunStatus::Succeeded { "✓" } else { "✗" };
+                let mark = if *status == fm_core::RunStatus::Succeeded {
+                    "✓"
+                } else {
+                    "✗"
+                };
                 let why = error
                     .as_ref()
                     .map(|e| match &e.stage {
@@ -121,7 +143,11 @@ impl Progress {
                         None => format!(": {}", first_line(&e.message)),
                     })
                     .unwrap_or_default();
-                format!("{mark} {} in {:.2} s{why}\n", status.as_str(), *duration_ms as f64 / 1000.0)
+                format!(
+                    "{mark} {} in {:.2} s{why}\n",
+                    status.as_str(),
+                    *duration_ms as f64 / 1000.0
+                )
             }
         };
         Some(line)

@@ -33,8 +33,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
         Err(LoadFailure::Invalid(problems)) => {
-            eprint!("{}", render_problems(&args.pipeline.display().to_string(), &problems));
-            eprintln!("error: the pipeline is not valid; nothing was run (check it with `fm validate`)");
+            eprint!(
+                "{}",
+                render_problems(&args.pipeline.display().to_string(), &problems)
+            );
+            eprintln!(
+                "error: the pipeline is not valid; nothing was run (check it with `fm validate`)"
+            );
             return Ok(2);
         }
     };
@@ -55,7 +60,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let ctrl_c = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: cancelling the run (press Ctrl-C again to abort immediately)");
+            eprintln!(
+                "\ninterrupted: cancelling the run (press Ctrl-C again to abort immediately)"
+            );
             ctrl_c.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -67,7 +74,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         When::Never => false,
         When::Auto => std::io::stderr().is_terminal(),
     };
-    let width = pipeline.stages.iter().map(|s| s.id.len()).max().unwrap_or(8);
+    let width = pipeline
+        .stages
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(8);
     let progress = crate::progress::Progress::new(show_stages, args.events, width);
     let opts = RunOptions {
         run_id: Some(run_id),
@@ -86,8 +98,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             Some(out) => println!("{}", serde_json::to_string_pretty(out)?),
             None => {
                 if let Some(e) = &record.error {
-                    let at = e.stage.as_deref().map(|s| format!("stage '{s}': ")).unwrap_or_default();
-                    eprintln!("error: run {} {}: {at}{}", record.run_id, record.status.as_str(), e.message);
+                    let at = e
+                        .stage
+                        .as_deref()
+                        .map(|s| format!("stage '{s}': "))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "error: run {} {}: {at}{}",
+                        record.run_id,
+                        record.status.as_str(),
+                        e.message
+                    );
                 }
             }
         }
@@ -95,7 +116,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(sb) = sandbox {
         sb.shutdown().await;
     }
-    Ok(if record.status == RunStatus::Succeeded { 0 } else { 1 })
+    Ok(if record.status == RunStatus::Succeeded {
+        0
+    } else {
+        1
+    })
 }
 
 fn uuid_like() -> String {

@@ -10,13 +10,20 @@ use crate::cli::SandboxArgs;
 fn scenario(name: &str) -> anyhow::Result<Scenario> {
     Scenario::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = Scenario::all().iter().map(|s| s.name()).collect();
-        anyhow!("unknown sandbox scenario '{name}'; scenarios: {}", names.join(", "))
+        anyhow!(
+            "unknown sandbox scenario '{name}'; scenarios: {}",
+            names.join(", ")
+        )
     })
 }
 
 /// Starts the sandbox for a run: the input's API URLs and the secrets point at it, so the run
 /// touches nothing real. Returns the handle; dropping it stops the server.
-pub async fn start_for_run(name: &str, input: &mut Value, secrets: &mut SecretSource) -> anyhow::Result<Sandbox> {
+pub async fn start_for_run(
+    name: &str,
+    input: &mut Value,
+    secrets: &mut SecretSource,
+) -> anyhow::Result<Sandbox> {
     let sb = Sandbox::start(SandboxOptions {
         scenario: scenario(name)?,
         port: 0,
@@ -47,19 +54,32 @@ pub async fn serve(args: &SandboxArgs) -> anyhow::Result<i32> {
     let sb = fm_sandbox::serve_forever(SandboxOptions {
         scenario: scenario(&args.scenario)?,
         port: args.port,
-        latencies: if args.no_latency { Latencies::zero() } else { Latencies::default() },
+        latencies: if args.no_latency {
+            Latencies::zero()
+        } else {
+            Latencies::default()
+        },
         ..Default::default()
     })
     .await
     .with_context(|| format!("starting the sandbox on 127.0.0.1:{}", args.port))?;
-    println!("fm sandbox: scenario '{}' on {}", sb.scenario().name(), sb.base_url());
+    println!(
+        "fm sandbox: scenario '{}' on {}",
+        sb.scenario().name(),
+        sb.base_url()
+    );
     println!("  input keys for a pipeline:");
     for (k, v) in sb.input_overrides() {
         println!("    {k} = {}", fm_expr::to_text(&v));
     }
-    println!("  requests received: GET {}/_sandbox/requests", sb.base_url());
+    println!(
+        "  requests received: GET {}/_sandbox/requests",
+        sb.base_url()
+    );
     println!("press Ctrl-C to stop");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     sb.shutdown().await;
     Ok(0)
 }

@@ -13,7 +13,8 @@ pub fn load_pipeline(
     path: &Path,
     secrets: Option<&SecretSource>,
 ) -> Result<(fm_core::Pipeline, Source), LoadFailure> {
-    let source = Source::read(path).map_err(|e| LoadFailure::Unreadable(format!("cannot read {}: {e}", path.display())))?;
+    let source = Source::read(path)
+        .map_err(|e| LoadFailure::Unreadable(format!("cannot read {}: {e}", path.display())))?;
     let registry = fm_components::builtin_registry();
     let check = |name: &str| secrets.is_some_and(|s| s.has(name));
     let opts = CompileOptions {
@@ -46,24 +47,36 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
                 if args.format == Format::Text {
                     writeln!(out, "{}: ok ({} stages)", file.display(), p.stages.len())?;
                 }
-                reports.push(json!({"file": file.display().to_string(), "valid": true, "problems": []}));
+                reports.push(
+                    json!({"file": file.display().to_string(), "valid": true, "problems": []}),
+                );
             }
             Err(LoadFailure::Unreadable(msg)) => {
                 any_unreadable = true;
                 eprintln!("error: {msg}");
-                reports.push(json!({"file": file.display().to_string(), "valid": false, "error": msg}));
+                reports.push(
+                    json!({"file": file.display().to_string(), "valid": false, "error": msg}),
+                );
             }
             Err(LoadFailure::Invalid(problems)) => {
                 any_invalid = true;
                 if args.format == Format::Text {
-                    write!(out, "{}", render_problems(&file.display().to_string(), &problems))?;
+                    write!(
+                        out,
+                        "{}",
+                        render_problems(&file.display().to_string(), &problems)
+                    )?;
                 }
                 reports.push(json!({"file": file.display().to_string(), "valid": false, "problems": problems}));
             }
         }
     }
     if args.format == Format::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "files": reports }))?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({ "files": reports }))?
+        )?;
     }
     Ok(if any_unreadable {
         2

@@ -31,7 +31,12 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
 #[test]
 fn validate_names_exactly_the_five_undefined_stages_of_the_reference_pipeline() {
     let out = fm()
-        .args(["validate", "tests/fixtures/seed-verbatim.pipeline.json", "--format", "json"])
+        .args([
+            "validate",
+            "tests/fixtures/seed-verbatim.pipeline.json",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -78,12 +83,25 @@ fn validate_exit_codes_and_text_format() {
     let out = fm().arg("validate").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("error[unknown_key] stages[0].config.mesage"), "{stdout}");
-    assert!(stdout.contains("bad.pipeline.json:2:"), "line:column shown: {stdout}");
+    assert!(
+        stdout.contains("error[unknown_key] stages[0].config.mesage"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bad.pipeline.json:2:"),
+        "line:column shown: {stdout}"
+    );
     assert!(stdout.contains("hint: did you mean 'message'?"), "{stdout}");
 
-    let out = fm().args(["validate", "does-not-exist.json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "an unreadable file is a usage error");
+    let out = fm()
+        .args(["validate", "does-not-exist.json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unreadable file is a usage error"
+    );
     let out = fm().arg("validate").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "no file given is a usage error");
 }
@@ -101,7 +119,12 @@ fn run_prints_output_json_and_exit_codes_follow_the_run() {
     let out = fm()
         .arg("run")
         .arg(&p)
-        .args(["--input", r#"{"payload": {"source": "payment-service"}}"#, "--set", "n=3"])
+        .args([
+            "--input",
+            r#"{"payload": {"source": "payment-service"}}"#,
+            "--set",
+            "n=3",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
@@ -117,7 +140,11 @@ fn run_prints_output_json_and_exit_codes_follow_the_run() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("stage 'x'"), "{:?}", text(&out));
 
-    let invalid = write(dir.path(), "i.pipeline.json", r#"{"name": "i", "stages": [{"id": "x"}]}"#);
+    let invalid = write(
+        dir.path(),
+        "i.pipeline.json",
+        r#"{"name": "i", "stages": [{"id": "x"}]}"#,
+    );
     let out = fm().arg("run").arg(&invalid).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "validation errors are exit 2");
     assert!(text(&out).1.contains("'component' is required"));
@@ -149,7 +176,9 @@ fn json_record_and_event_stream() {
         .collect();
     assert_eq!(events.first().unwrap()["event"], "run_started");
     assert_eq!(events.last().unwrap()["event"], "run_finished");
-    assert!(events.iter().any(|e| e["event"] == "log" && e["message"] == "two"));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "log" && e["message"] == "two"));
     // Logger lines also appear on stderr during the run.
     assert!(text(&out).1.contains("[info] b: two"));
 }
@@ -168,7 +197,12 @@ fn secrets_never_appear_on_any_channel() {
             {"id": "bad", "component": "delay", "depends_on": ["echo"], "config": {"ms": "{{secrets.API_TOKEN}}"}}],
            "output": {"h": "{{stages.echo.output.header}}"}}"#,
     );
-    for extra in [&["--json"][..], &["--events"][..], &["--progress", "always"][..], &[][..]] {
+    for extra in [
+        &["--json"][..],
+        &["--events"][..],
+        &["--progress", "always"][..],
+        &[][..],
+    ] {
         let out = fm()
             .arg("run")
             .arg(&p)
@@ -178,18 +212,40 @@ fn secrets_never_appear_on_any_channel() {
             .output()
             .unwrap();
         let (stdout, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "the delay stage fails on the rendered secret");
-        assert!(!stdout.contains(secret) && !stderr.contains(secret), "leak with {extra:?}:\n{stdout}\n{stderr}");
-        assert!(stdout.contains("***") || stderr.contains("***"), "masked, not dropped ({extra:?})");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "the delay stage fails on the rendered secret"
+        );
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "leak with {extra:?}:\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains("***") || stderr.contains("***"),
+            "masked, not dropped ({extra:?})"
+        );
     }
     // The error message itself (record) carries the masked value.
-    let out = fm().arg("run").arg(&p).arg("--secrets").arg(&secrets).arg("--json").output().unwrap();
+    let out = fm()
+        .arg("run")
+        .arg(&p)
+        .arg("--secrets")
+        .arg(&secrets)
+        .arg("--json")
+        .output()
+        .unwrap();
     let rec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let msg = rec["error"]["message"].as_str().unwrap();
     assert!(msg.contains("***"), "{msg}");
 
     // A secret the pipeline needs but nobody provides stops the run before it starts.
-    let out = fm().arg("run").arg(&p).env_remove("API_TOKEN").output().unwrap();
+    let out = fm()
+        .arg("run")
+        .arg(&p)
+        .env_remove("API_TOKEN")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("API_TOKEN"));
 }
@@ -199,16 +255,28 @@ fn graph_shows_router_branches_and_trycatch_scopes() {
     // The fixture file wraps the pipeline; graph needs a pipeline file, so write one.
     let dir = tempfile::tempdir().unwrap();
     let case: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("tests/pipelines/trycatch-inside-router-branch.json")).unwrap(),
+        &std::fs::read_to_string(repo().join("tests/pipelines/trycatch-inside-router-branch.json"))
+            .unwrap(),
     )
     .unwrap();
     let p = write(dir.path(), "g.pipeline.json", &case["pipeline"].to_string());
     let out = fm().arg("graph").arg(&p).output().unwrap();
     let (mermaid, _) = text(&out);
     assert!(mermaid.starts_with("flowchart TD"));
-    assert!(mermaid.contains("subgraph scope_remediate_restart"), "{mermaid}");
-    assert!(mermaid.contains("route -. \"restart\" .-> remediate_restart"), "{mermaid}");
-    let out = fm().arg("graph").arg(&p).args(["--format", "dot"]).output().unwrap();
+    assert!(
+        mermaid.contains("subgraph scope_remediate_restart"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("route -. \"restart\" .-> remediate_restart"),
+        "{mermaid}"
+    );
+    let out = fm()
+        .arg("graph")
+        .arg(&p)
+        .args(["--format", "dot"])
+        .output()
+        .unwrap();
     let (dot, _) = text(&out);
     assert!(dot.contains("cluster_remediate-rollback"), "{dot}");
     assert!(dot.contains("label=\"catch\""), "{dot}");

@@ -21,8 +21,12 @@ async fn a_stage_starts_when_its_own_dependencies_settle_not_a_whole_wave() {
     let r = support::run_doc(&doc, json!({}), RunOptions::default()).await;
     assert_eq!(r.status, RunStatus::Succeeded);
     let started = r.stage("after-fast").unwrap().started_at_ms.unwrap();
-    let slow_end = r.stage("slow").unwrap().started_at_ms.unwrap() + r.stage("slow").unwrap().duration_ms.unwrap();
-    assert!(started + 200 < slow_end, "after-fast started at {started} ms, slow ended at {slow_end} ms");
+    let slow_end = r.stage("slow").unwrap().started_at_ms.unwrap()
+        + r.stage("slow").unwrap().duration_ms.unwrap();
+    assert!(
+        started + 200 < slow_end,
+        "after-fast started at {started} ms, slow ended at {slow_end} ms"
+    );
     // Independent stages overlap: the run takes about as long as the slowest, not the sum.
     assert!(r.duration_ms < 400 + 300, "run took {} ms", r.duration_ms);
 }
@@ -40,7 +44,11 @@ async fn the_concurrency_limit_is_respected() {
     let r = support::run_doc(&doc, json!({}), opts).await;
     assert_eq!(r.status, RunStatus::Succeeded);
     // 6 stages of 100 ms, 2 at a time: at least 3 rounds.
-    assert!(r.duration_ms >= 290, "6 x 100 ms with concurrency 2 took only {} ms", r.duration_ms);
+    assert!(
+        r.duration_ms >= 290,
+        "6 x 100 ms with concurrency 2 took only {} ms",
+        r.duration_ms
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,12 +69,21 @@ async fn cancelling_stops_running_stages_and_starts_nothing_new() {
     };
     let began = std::time::Instant::now();
     let r = support::run_doc(&doc, json!({}), opts).await;
-    assert!(began.elapsed() < Duration::from_secs(2), "cancellation must be prompt");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "cancellation must be prompt"
+    );
     assert_eq!(r.status, RunStatus::Cancelled);
-    assert_eq!(r.stage("long").unwrap().status, fm_core::StageStatus::Cancelled);
+    assert_eq!(
+        r.stage("long").unwrap().status,
+        fm_core::StageStatus::Cancelled
+    );
     let next = r.stage("next").unwrap();
     assert_eq!(next.status, fm_core::StageStatus::Cancelled);
-    assert_eq!(next.attempts, 0, "a stage that never started is not counted as run");
+    assert_eq!(
+        next.attempts, 0,
+        "a stage that never started is not counted as run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +97,11 @@ async fn the_reported_failure_is_the_same_every_time() {
     for _ in 0..20 {
         let r = support::run_doc(&doc, json!({}), RunOptions::default()).await;
         let e = r.error.unwrap();
-        assert_eq!(e.stage.as_deref(), Some("fail-7"), "the first failing stage in file order");
+        assert_eq!(
+            e.stage.as_deref(),
+            Some("fail-7"),
+            "the first failing stage in file order"
+        );
     }
 }
 
@@ -100,7 +121,13 @@ async fn events_are_numbered_in_order_and_the_record_is_their_fold() {
     let p = support::compile(&doc).unwrap();
     let prepared = fm_core::prepare(&p, json!({}), &SecretSource::empty()).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
-    let r = fm_core::run(&p, prepared, RunOptions::default(), &Collect(events.clone())).await;
+    let r = fm_core::run(
+        &p,
+        prepared,
+        RunOptions::default(),
+        &Collect(events.clone()),
+    )
+    .await;
     let events = events.lock().unwrap();
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.seq, i as u64);
@@ -142,10 +169,17 @@ fn input_schema_violations_are_all_listed_before_anything_runs() {
             "id": {"type": "string"}, "retries": {"type": "integer", "default": 2}}},
         "stages": [{"id": "a", "component": "logger", "config": {"message": "{{input.retries}}"}}]});
     let p = support::compile(&doc).unwrap();
-    let err = fm_core::prepare(&p, json!({"id": 5}), &SecretSource::empty()).err().unwrap();
+    let err = fm_core::prepare(&p, json!({"id": 5}), &SecretSource::empty())
+        .err()
+        .unwrap();
     let text = err.to_string();
     assert!(text.contains("payload"), "{text}");
     assert!(text.contains("input.id"), "{text}");
-    let ok = fm_core::prepare(&p, json!({"id": "x", "payload": {}}), &SecretSource::empty()).unwrap();
+    let ok = fm_core::prepare(
+        &p,
+        json!({"id": "x", "payload": {}}),
+        &SecretSource::empty(),
+    )
+    .unwrap();
     assert_eq!(ok.input["retries"], 2, "schema defaults are filled in");
 }

@@ -24,12 +24,18 @@ async fn every_pipeline_fixture_runs_as_expected() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "expected the fixture folder to hold the cases");
+    assert!(
+        files.len() >= 10,
+        "expected the fixture folder to hold the cases"
+    );
     let mut failures = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         let mut case: Value = serde_json::from_str(&text).unwrap();
-        let input = case.get("input").cloned().unwrap_or_else(|| serde_json::json!({}));
+        let input = case
+            .get("input")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
         let mut opts = RunOptions::default();
         if let Some(ms) = case.pointer("/options/timeout_ms").and_then(Value::as_u64) {
             opts.timeout = Some(Duration::from_millis(ms));
@@ -51,5 +57,10 @@ async fn every_pipeline_fixture_runs_as_expected() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} fixture(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use fm_core::model::ConfigReader;
 use fm_core::{
-    CompileOptions, Component, ErrorKind, EventSink, RunOptions, RunRecord, SecretSource, Source, StageContext,
-    StageError, StageRuntime,
+    CompileOptions, Component, ErrorKind, EventSink, RunOptions, RunRecord, SecretSource, Source,
+    StageContext, StageError, StageRuntime,
 };
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -38,7 +38,11 @@ impl Component for Flaky {
             _ => ErrorKind::Connection,
         };
         let output = r.raw("output", &[]).map(|(_, v)| v.clone());
-        Some(Arc::new(FlakyRuntime { succeed_on, kind, output }))
+        Some(Arc::new(FlakyRuntime {
+            succeed_on,
+            kind,
+            output,
+        }))
     }
 }
 
@@ -49,9 +53,15 @@ impl StageRuntime for FlakyRuntime {
     fn execute<'a>(&'a self, cx: &'a StageContext<'a>) -> BoxFuture<'a, Result<Value, StageError>> {
         Box::pin(async move {
             if self.succeed_on != 0 && u64::from(cx.attempt) >= self.succeed_on {
-                Ok(self.output.clone().unwrap_or_else(|| json!({"attempt": cx.attempt})))
+                Ok(self
+                    .output
+                    .clone()
+                    .unwrap_or_else(|| json!({"attempt": cx.attempt})))
             } else {
-                Err(StageError::new(self.kind, format!("simulated failure on attempt {}", cx.attempt)))
+                Err(StageError::new(
+                    self.kind,
+                    format!("simulated failure on attempt {}", cx.attempt),
+                ))
             }
         })
     }
@@ -65,7 +75,10 @@ pub fn registry() -> fm_core::Registry {
 
 pub fn compile(doc: &Value) -> Result<fm_core::Pipeline, Vec<fm_core::Problem>> {
     let registry = registry();
-    let source = Source::from_text("test.pipeline.json", serde_json::to_string_pretty(doc).unwrap());
+    let source = Source::from_text(
+        "test.pipeline.json",
+        serde_json::to_string_pretty(doc).unwrap(),
+    );
     fm_core::load(
         &source,
         &CompileOptions {

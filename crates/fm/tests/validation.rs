@@ -26,7 +26,10 @@ fn unknown_keys_everywhere_get_a_did_you_mean() {
     assert_eq!(top.hint.as_deref(), Some("did you mean 'stages'?"));
     let stage = ps.iter().find(|p| p.path == "stages[0].depend_on").unwrap();
     assert_eq!(stage.hint.as_deref(), Some("did you mean 'depends_on'?"));
-    let cfg = ps.iter().find(|p| p.path == "stages[0].config.mesage").unwrap();
+    let cfg = ps
+        .iter()
+        .find(|p| p.path == "stages[0].config.mesage")
+        .unwrap();
     assert_eq!(cfg.hint.as_deref(), Some("did you mean 'message'?"));
     assert_eq!(cfg.stage.as_deref(), Some("a"));
     assert_eq!(ps.len(), 3, "{ps:#?}");
@@ -39,7 +42,10 @@ fn mistyped_config_and_unknown_component() {
         {"id": "b", "component": "logger", "config": {"message": "m", "level": 3}},
         {"id": "c", "component": "delay", "timeout": "soon", "config": {"ms": 1}},
     ]}));
-    assert_eq!(find(&ps, "unknown_component").hint.as_deref(), Some("did you mean 'logger'?"));
+    assert_eq!(
+        find(&ps, "unknown_component").hint.as_deref(),
+        Some("did you mean 'logger'?")
+    );
     assert_eq!(find(&ps, "wrong_type").path, "stages[1].config.level");
     assert_eq!(find(&ps, "invalid_value").path, "stages[2].timeout");
 }
@@ -51,7 +57,9 @@ fn duplicate_ids_undefined_references_and_cycles() {
         {"id": "a", "component": "logger", "config": {"message": "m"}},
         {"id": "b", "component": "logger", "depends_on": ["nope"], "config": {"message": "m"}},
     ]}));
-    assert!(find(&ps, "duplicate_id").message.contains("already used by stages[0]"));
+    assert!(find(&ps, "duplicate_id")
+        .message
+        .contains("already used by stages[0]"));
     assert_eq!(find(&ps, "undefined_stage").path, "stages[2].depends_on[0]");
 
     let ps = problems(json!({"name": "x", "stages": [
@@ -60,7 +68,11 @@ fn duplicate_ids_undefined_references_and_cycles() {
         {"id": "c", "component": "logger", "depends_on": ["b"], "config": {"message": "m"}},
     ]}));
     let cycle = find(&ps, "cycle");
-    assert!(cycle.message.contains("a -> b -> c -> a"), "{}", cycle.message);
+    assert!(
+        cycle.message.contains("a -> b -> c -> a"),
+        "{}",
+        cycle.message
+    );
 }
 
 #[test]
@@ -75,11 +87,25 @@ fn template_problems_syntax_undefined_and_races() {
     let race = find(&ps, "not_an_ancestor");
     assert_eq!(race.path, "stages[1].config.message");
     assert!(race.message.contains("race"), "{}", race.message);
-    assert!(race.hint.as_deref().unwrap().contains("add 'fetch-logs' to depends_on"));
+    assert!(race
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("add 'fetch-logs' to depends_on"));
     let syntax = find(&ps, "template_syntax");
-    assert!(syntax.message.contains('^'), "a caret points at the error: {}", syntax.message);
-    assert_eq!(find(&ps, "undefined_stage").hint.as_deref(), Some("did you mean 'fetch-logs'?"));
-    assert_eq!(find(&ps, "undefined_variable").hint.as_deref(), Some("did you mean 'input'?"));
+    assert!(
+        syntax.message.contains('^'),
+        "a caret points at the error: {}",
+        syntax.message
+    );
+    assert_eq!(
+        find(&ps, "undefined_stage").hint.as_deref(),
+        Some("did you mean 'fetch-logs'?")
+    );
+    assert_eq!(
+        find(&ps, "undefined_variable").hint.as_deref(),
+        Some("did you mean 'input'?")
+    );
 }
 
 #[test]
@@ -116,7 +142,11 @@ fn problems_carry_line_and_column() {
     )
     .err()
     .unwrap();
-    assert_eq!((err[0].line, err[0].column), (Some(5), Some(33)), "{err:#?}");
+    assert_eq!(
+        (err[0].line, err[0].column),
+        (Some(5), Some(33)),
+        "{err:#?}"
+    );
 
     let syntax = fm_core::load(
         &Source::from_text("p.pipeline.json", "{\"name\": \"x\",\n \"stages\": [}"),

@@ -39,11 +39,17 @@ impl Provider for Anthropic {
         }
         let mut body = Map::new();
         body.insert("model".into(), Value::String(req.model.to_owned()));
-        body.insert("max_tokens".into(), json!(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)));
+        body.insert(
+            "max_tokens".into(),
+            json!(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+        );
         if let Some(s) = system.filter(|s| !s.is_empty()) {
             body.insert("system".into(), Value::String(s));
         }
-        body.insert("messages".into(), json!([{"role": "user", "content": req.prompt}]));
+        body.insert(
+            "messages".into(),
+            json!([{"role": "user", "content": req.prompt}]),
+        );
         if let Some(t) = req.temperature {
             body.insert("temperature".into(), json!(t));
         }
@@ -51,7 +57,10 @@ impl Provider for Anthropic {
     }
 
     fn parse_reply(&self, body: &Value) -> Result<LlmReply, String> {
-        let blocks = body.get("content").and_then(Value::as_array).ok_or("it has no content list")?;
+        let blocks = body
+            .get("content")
+            .and_then(Value::as_array)
+            .ok_or("it has no content list")?;
         let content = blocks
             .iter()
             .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
@@ -69,7 +78,10 @@ impl Provider for Anthropic {
                 output_tokens: output,
                 total_tokens: input.zip(output).map(|(a, b)| a + b),
             },
-            stop_reason: body.get("stop_reason").and_then(Value::as_str).map(str::to_owned),
+            stop_reason: body
+                .get("stop_reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 }
@@ -91,9 +103,15 @@ mod tests {
             format: &f,
         });
         assert_eq!(b["max_tokens"], 1024);
-        assert_eq!(b["messages"], json!([{"role": "user", "content": "triage"}]));
+        assert_eq!(
+            b["messages"],
+            json!([{"role": "user", "content": "triage"}])
+        );
         let sys = b["system"].as_str().unwrap();
-        assert!(sys.starts_with("You are an SRE.") && sys.contains("JSON object"), "{sys}");
+        assert!(
+            sys.starts_with("You are an SRE.") && sys.contains("JSON object"),
+            "{sys}"
+        );
         assert!(b.get("temperature").is_none());
     }
 

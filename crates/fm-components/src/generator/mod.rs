@@ -32,7 +32,9 @@ pub use provider::{LlmEnv, ProviderKind, ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFA
 
 use self::provider::{LlmRequest, Provider, Resolved, StageChoice};
 use crate::http::status::{millis, retry_after};
-use crate::http::transport::{clip, lossy_text, new_client, read_capped, transport_error, USER_AGENT};
+use crate::http::transport::{
+    clip, lossy_text, new_client, read_capped, transport_error, USER_AGENT,
+};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Provider answers larger than this are refused (a chat reply is a few KiB).
@@ -118,7 +120,9 @@ impl std::fmt::Debug for ResponseFormat {
         match self {
             ResponseFormat::Text => f.write_str("Text"),
             ResponseFormat::Json => f.write_str("Json"),
-            ResponseFormat::Schema { schema, .. } => f.debug_struct("Schema").field("schema", schema).finish(),
+            ResponseFormat::Schema { schema, .. } => {
+                f.debug_struct("Schema").field("schema", schema).finish()
+            }
         }
     }
 }
@@ -157,7 +161,12 @@ impl Component for Generator {
                     let path = r.key_path("provider");
                     let hint = fm_core::problem::did_you_mean(&p, ProviderKind::NAMES)
                         .map_or_else(|| "use openai or anthropic (an OpenAI-compatible server is 'openai' with a base_url)".to_owned(), |s| format!("did you mean '{s}'?"));
-                    r.problem_with_hint("invalid_value", path, format!("unknown provider '{p}'"), hint);
+                    r.problem_with_hint(
+                        "invalid_value",
+                        path,
+                        format!("unknown provider '{p}'"),
+                        hint,
+                    );
                     ok = false;
                     None
                 }
@@ -168,7 +177,11 @@ impl Component for Generator {
         if let Some(t) = temperature {
             if !(0.0..=2.0).contains(&t) {
                 let path = r.key_path("temperature");
-                r.problem("invalid_value", path, format!("temperature must be between 0 and 2, got {t}"));
+                r.problem(
+                    "invalid_value",
+                    path,
+                    format!("temperature must be between 0 and 2, got {t}"),
+                );
                 ok = false;
             }
         }
@@ -188,7 +201,11 @@ impl Component for Generator {
         if let Some(b) = &base_url {
             if let Err(e) = url::Url::parse(b) {
                 let path = r.key_path("base_url");
-                r.problem("invalid_url", path, format!("base_url '{b}' is not a URL: {e}"));
+                r.problem(
+                    "invalid_url",
+                    path,
+                    format!("base_url '{b}' is not a URL: {e}"),
+                );
                 ok = false;
             }
         }
@@ -210,7 +227,11 @@ impl Component for Generator {
             temperature,
             max_tokens,
             format,
-            timeout: if timeout.is_zero() { DEFAULT_TIMEOUT } else { timeout },
+            timeout: if timeout.is_zero() {
+                DEFAULT_TIMEOUT
+            } else {
+                timeout
+            },
             retry: self.retry,
         }))
     }
@@ -234,7 +255,9 @@ fn read_format(r: &mut ConfigReader<'_, '_>) -> Option<ResponseFormat> {
                 None
             }
         },
-        Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("json_object") => Some(ResponseFormat::Json),
+        Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("json_object") => {
+            Some(ResponseFormat::Json)
+        }
         Value::Object(_) => match jsonschema::validator_for(v) {
             Ok(validator) => Some(ResponseFormat::Schema {
                 schema: v.clone(),
@@ -313,10 +336,16 @@ impl GeneratorRuntime {
             .as_ref()
             .map_err(|m| StageError::new(ErrorKind::Internal, m.clone()).retryable(false))?;
         let system = match &self.system_prompt {
-            Some(t) => Some(t.render_string(cx.scope).map_err(|e| template_error(&e, "system_prompt"))?),
+            Some(t) => Some(
+                t.render_string(cx.scope)
+                    .map_err(|e| template_error(&e, "system_prompt"))?,
+            ),
             None => None,
         };
-        let prompt = self.prompt.render_string(cx.scope).map_err(|e| template_error(&e, "prompt"))?;
+        let prompt = self
+            .prompt
+            .render_string(cx.scope)
+            .map_err(|e| template_error(&e, "prompt"))?;
         let api = resolved.kind.api();
         let body = api.body(&LlmRequest {
             model: &resolved.model,
@@ -331,7 +360,8 @@ impl GeneratorRuntime {
             .call_with_retries(cx, client, api, resolved, &body)
             .await
             .map_err(|e| self.masked_error(e, key))?;
-        self.finish(api, resolved, &reply).map_err(|e| self.masked_error(e, key))
+        self.finish(api, resolved, &reply)
+            .map_err(|e| self.masked_error(e, key))
     }
 
     async fn call_with_retries(
@@ -349,9 +379,17 @@ impl GeneratorRuntime {
         loop {
             let (status, message, wait) = match self.call_once(client, api, resolved, body).await? {
                 Try::Reply(v) => return Ok(v),
-                Try::Again { status, message, wait } => (status, message, wait),
+                Try::Again {
+                    status,
+                    message,
+                    wait,
+                } => (status, message, wait),
             };
-            let delay = wait.unwrap_or_else(|| self.retry.base_delay.saturating_mul(1 << (tries - 1).min(16)));
+            let delay = wait.unwrap_or_else(|| {
+                self.retry
+                    .base_delay
+                    .saturating_mul(1 << (tries - 1).min(16))
+            });
             let give_up = if tries >= max {
                 Some(format!("gave up after {tries} tries"))
             } else if waited + delay > self.retry.max_total_wait {
@@ -366,7 +404,10 @@ impl GeneratorRuntime {
             if let Some(why) = give_up {
                 let mut e = StageError::new(
                     ErrorKind::Provider,
-                    format!("{name} answered {status} {}: {message} ({why})", reason(status)),
+                    format!(
+                        "{name} answered {status} {}: {message} ({why})",
+                        reason(status)
+                    ),
                 );
                 e.retry_after_ms = wait.map(millis);
                 return Err(e);
@@ -399,7 +440,11 @@ impl GeneratorRuntime {
         let name = api.kind().name();
         let endpoint = api.endpoint(&resolved.base_url);
         let url = url::Url::parse(&endpoint).map_err(|e| {
-            StageError::new(ErrorKind::Config, format!("{name} endpoint '{endpoint}' is not a URL: {e}")).retryable(false)
+            StageError::new(
+                ErrorKind::Config,
+                format!("{name} endpoint '{endpoint}' is not a URL: {e}"),
+            )
+            .retryable(false)
         })?;
         let what = format!("{name} (POST {url})");
         let exchange = async {
@@ -410,7 +455,10 @@ impl GeneratorRuntime {
             for (k, v) in api.headers(resolved.api_key.as_deref()) {
                 rb = rb.header(k, v);
             }
-            let mut resp = rb.send().await.map_err(|e| transport_error(&e, &url, &what, self.timeout))?;
+            let mut resp = rb
+                .send()
+                .await
+                .map_err(|e| transport_error(&e, &url, &what, self.timeout))?;
             let status = resp.status().as_u16();
             let headers: HeaderMap = resp.headers().clone();
             let bytes = read_capped(&mut resp, MAX_REPLY_BYTES)
@@ -424,18 +472,23 @@ impl GeneratorRuntime {
             }
             Ok::<_, StageError>((status, headers, bytes.bytes))
         };
-        let (status, headers, bytes) = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| {
-            StageError::new(
-                ErrorKind::Timeout,
-                format!("{what}: no answer within {} ms", self.timeout.as_millis()),
-            )
-        })??;
+        let (status, headers, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                StageError::new(
+                    ErrorKind::Timeout,
+                    format!("{what}: no answer within {} ms", self.timeout.as_millis()),
+                )
+            })??;
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if (200..300).contains(&status) {
             return parsed.map(Try::Reply).ok_or_else(|| {
                 StageError::new(
                     ErrorKind::InvalidResponse,
-                    format!("{name}'s answer is not JSON: {}", clip(&lossy_text(&bytes), 200)),
+                    format!(
+                        "{name}'s answer is not JSON: {}",
+                        clip(&lossy_text(&bytes), 200)
+                    ),
                 )
             });
         }
@@ -465,12 +518,20 @@ impl GeneratorRuntime {
     }
 
     /// The stage's output from a 2xx answer.
-    fn finish(&self, api: &dyn Provider, resolved: &Resolved, answer: &Value) -> Result<Value, StageError> {
+    fn finish(
+        &self,
+        api: &dyn Provider,
+        resolved: &Resolved,
+        answer: &Value,
+    ) -> Result<Value, StageError> {
         let name = api.kind().name();
         let reply = api.parse_reply(answer).map_err(|m| {
             StageError::new(
                 ErrorKind::InvalidResponse,
-                format!("{name}'s answer could not be read: {m}: {}", clip(&answer.to_string(), 200)),
+                format!(
+                    "{name}'s answer could not be read: {m}: {}",
+                    clip(&answer.to_string(), 200)
+                ),
             )
         })?;
         let usage = json!({
@@ -486,7 +547,12 @@ impl GeneratorRuntime {
         out.insert("json".into(), parsed.clone().unwrap_or(Value::Null));
         out.insert(
             "model".into(),
-            Value::String(reply.model.clone().unwrap_or_else(|| resolved.model.clone())),
+            Value::String(
+                reply
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| resolved.model.clone()),
+            ),
         );
         out.insert("provider".into(), Value::String(name.to_owned()));
         out.insert("usage".into(), usage);
@@ -498,7 +564,9 @@ impl GeneratorRuntime {
             }
         }
         let output = Value::Object(out);
-        let invalid = |message: String| Err(StageError::new(ErrorKind::InvalidResponse, message).with_output(output.clone()));
+        let invalid = |message: String| {
+            Err(StageError::new(ErrorKind::InvalidResponse, message).with_output(output.clone()))
+        };
         if reply.content.trim().is_empty() {
             let why = reply
                 .stop_reason

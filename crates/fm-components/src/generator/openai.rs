@@ -88,7 +88,10 @@ impl Provider for OpenAi {
                 output_tokens: n("completion_tokens"),
                 total_tokens: n("total_tokens"),
             },
-            stop_reason: choice.get("finish_reason").and_then(Value::as_str).map(str::to_owned),
+            stop_reason: choice
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 }
@@ -105,7 +108,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn req<'a>(format: &'a ResponseFormat, system: Option<&'a str>, prompt: &'a str) -> LlmRequest<'a> {
+    fn req<'a>(
+        format: &'a ResponseFormat,
+        system: Option<&'a str>,
+        prompt: &'a str,
+    ) -> LlmRequest<'a> {
         LlmRequest {
             model: "gpt-4",
             system,
@@ -121,7 +128,10 @@ mod tests {
         let f = ResponseFormat::Json;
         let b = OpenAi.body(&req(&f, Some("Be brief."), "hi"));
         assert_eq!(b["response_format"], json!({"type": "json_object"}));
-        assert!(b["messages"][0]["content"].as_str().unwrap().contains("JSON"));
+        assert!(b["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("JSON"));
         assert!(b.get("max_tokens").is_none());
         let b = OpenAi.body(&req(&f, Some("Format as JSON."), "hi"));
         assert_eq!(b["messages"][0]["content"], "Format as JSON.");
@@ -136,6 +146,9 @@ mod tests {
         assert_eq!(r.usage.total_tokens, Some(4));
         assert!(OpenAi.parse_reply(&json!({"choices": []})).is_err());
         let refusal = json!({"choices": [{"message": {"content": null, "refusal": "no"}}]});
-        assert!(OpenAi.parse_reply(&refusal).unwrap_err().contains("refused"));
+        assert!(OpenAi
+            .parse_reply(&refusal)
+            .unwrap_err()
+            .contains("refused"));
     }
 }

@@ -166,7 +166,14 @@ impl fmt::Debug for Resolved {
         f.debug_struct("Resolved")
             .field("provider", &self.kind.name())
             .field("base_url", &self.base_url)
-            .field("api_key", &if self.api_key.is_some() { "<set>" } else { "<unset>" })
+            .field(
+                "api_key",
+                &if self.api_key.is_some() {
+                    "<set>"
+                } else {
+                    "<unset>"
+                },
+            )
             .field("model", &self.model)
             .finish()
     }
@@ -180,7 +187,8 @@ pub(crate) struct StageChoice {
     pub base_url: Option<String>,
 }
 
-pub const NO_PROVIDER_HELP: &str = "set OPENAI_API_KEY or ANTHROPIC_API_KEY; or, for a local OpenAI-compatible \
+pub const NO_PROVIDER_HELP: &str =
+    "set OPENAI_API_KEY or ANTHROPIC_API_KEY; or, for a local OpenAI-compatible \
 server (Ollama, vLLM, llama.cpp, LM Studio), FM_LLM_PROVIDER=openai and OPENAI_BASE_URL (e.g. \
 http://localhost:11434/v1); or run with --sandbox for a simulated model";
 
@@ -205,13 +213,23 @@ pub(crate) fn resolve(stage: &StageChoice, env: &LlmEnv) -> Result<Resolved, Str
             } else if env.anthropic_base_url.is_some() {
                 ProviderKind::Anthropic
             } else {
-                return Err(format!("no LLM provider is configured for the generator: {NO_PROVIDER_HELP}"));
+                return Err(format!(
+                    "no LLM provider is configured for the generator: {NO_PROVIDER_HELP}"
+                ));
             }
         }
     };
     let (env_key, env_base, default_base) = match kind {
-        ProviderKind::OpenAi => (&env.openai_api_key, &env.openai_base_url, OPENAI_DEFAULT_BASE_URL),
-        ProviderKind::Anthropic => (&env.anthropic_api_key, &env.anthropic_base_url, ANTHROPIC_DEFAULT_BASE_URL),
+        ProviderKind::OpenAi => (
+            &env.openai_api_key,
+            &env.openai_base_url,
+            OPENAI_DEFAULT_BASE_URL,
+        ),
+        ProviderKind::Anthropic => (
+            &env.anthropic_api_key,
+            &env.anthropic_base_url,
+            ANTHROPIC_DEFAULT_BASE_URL,
+        ),
     };
     let explicit_base = stage.base_url.as_ref().or(env_base.as_ref());
     if env_key.is_none() && explicit_base.is_none() {
@@ -228,7 +246,10 @@ pub(crate) fn resolve(stage: &StageChoice, env: &LlmEnv) -> Result<Resolved, Str
         .trim_end_matches('/')
         .to_owned();
     if let Err(e) = url::Url::parse(&base_url) {
-        return Err(format!("the {} base URL '{base_url}' is not a URL: {e}", kind.name()));
+        return Err(format!(
+            "the {} base URL '{base_url}' is not a URL: {e}",
+            kind.name()
+        ));
     }
     let model = stage.model.clone().or_else(|| env.model.clone()).ok_or_else(|| {
         "no model is named: set 'model' in the stage's config (e.g. \"gpt-4o\"), or FM_LLM_MODEL".to_owned()
@@ -280,7 +301,10 @@ mod tests {
             anthropic_api_key: Some("k2".into()),
             ..Default::default()
         };
-        assert_eq!(resolve(&stage("m"), &env).unwrap().kind, ProviderKind::Anthropic);
+        assert_eq!(
+            resolve(&stage("m"), &env).unwrap().kind,
+            ProviderKind::Anthropic
+        );
         let s = StageChoice {
             provider: Some(ProviderKind::OpenAi),
             ..stage("m")
@@ -290,7 +314,9 @@ mod tests {
             provider: Some("gemini".into()),
             ..Default::default()
         };
-        assert!(resolve(&stage("m"), &bad).unwrap_err().contains("FM_LLM_PROVIDER is 'gemini'"));
+        assert!(resolve(&stage("m"), &bad)
+            .unwrap_err()
+            .contains("FM_LLM_PROVIDER is 'gemini'"));
     }
 
     #[test]
@@ -300,18 +326,27 @@ mod tests {
             ..Default::default()
         };
         let r = resolve(&stage("llama3"), &env).unwrap();
-        assert_eq!((r.kind, r.base_url.as_str(), r.api_key.is_none()), (ProviderKind::OpenAi, "http://localhost:11434/v1", true));
+        assert_eq!(
+            (r.kind, r.base_url.as_str(), r.api_key.is_none()),
+            (ProviderKind::OpenAi, "http://localhost:11434/v1", true)
+        );
         let s = StageChoice {
             base_url: Some("http://127.0.0.1:8000/v1".into()),
             ..stage("m")
         };
-        assert_eq!(resolve(&s, &LlmEnv::default()).unwrap().base_url, "http://127.0.0.1:8000/v1");
+        assert_eq!(
+            resolve(&s, &LlmEnv::default()).unwrap().base_url,
+            "http://127.0.0.1:8000/v1"
+        );
     }
 
     #[test]
     fn nothing_configured() {
         let e = resolve(&stage("m"), &LlmEnv::default()).unwrap_err();
-        assert!(e.contains("OPENAI_API_KEY") && e.contains("--sandbox"), "{e}");
+        assert!(
+            e.contains("OPENAI_API_KEY") && e.contains("--sandbox"),
+            "{e}"
+        );
         let s = StageChoice {
             provider: Some(ProviderKind::Anthropic),
             ..stage("m")
@@ -327,12 +362,17 @@ mod tests {
             model: Some("gpt-4o-mini".into()),
             ..Default::default()
         };
-        assert_eq!(resolve(&StageChoice::default(), &env).unwrap().model, "gpt-4o-mini");
+        assert_eq!(
+            resolve(&StageChoice::default(), &env).unwrap().model,
+            "gpt-4o-mini"
+        );
         let env = LlmEnv {
             openai_api_key: Some("k".into()),
             ..Default::default()
         };
-        assert!(resolve(&StageChoice::default(), &env).unwrap_err().contains("FM_LLM_MODEL"));
+        assert!(resolve(&StageChoice::default(), &env)
+            .unwrap_err()
+            .contains("FM_LLM_MODEL"));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use super::ResponseFormat;
 
 /// What the system prompt says when the stage wants JSON back.
 pub(crate) fn json_instruction(format: &ResponseFormat) -> String {
-    let base = "Answer with only a JSON object: no prose before or after it, no Markdown code fence.";
+    let base =
+        "Answer with only a JSON object: no prose before or after it, no Markdown code fence.";
     match format {
         ResponseFormat::Schema { schema, .. } => {
             format!("{base} The object must conform to this JSON Schema:\n{schema}")
@@ -24,7 +25,10 @@ pub(crate) fn extract_json(text: &str) -> Option<Value> {
     if let Some(v) = serde_json::from_str(trimmed).ok().and_then(container) {
         return Some(v);
     }
-    if let Some(v) = fenced(trimmed).and_then(|f| serde_json::from_str(f.trim()).ok()).and_then(container) {
+    if let Some(v) = fenced(trimmed)
+        .and_then(|f| serde_json::from_str(f.trim()).ok())
+        .and_then(container)
+    {
         return Some(v);
     }
     first_object(trimmed)
@@ -113,7 +117,10 @@ mod tests {
     #[test]
     fn fenced_reply() {
         let t = "Here is my analysis:\n```json\n{\"issue_type\": \"OOM\", \"confidence\": \"high\"}\n```\nHope it helps.";
-        assert_eq!(extract_json(t), Some(json!({"issue_type": "OOM", "confidence": "high"})));
+        assert_eq!(
+            extract_json(t),
+            Some(json!({"issue_type": "OOM", "confidence": "high"}))
+        );
         let t = "```\n{\"a\": \"}\"}\n```";
         assert_eq!(extract_json(t), Some(json!({"a": "}"})));
     }
@@ -121,7 +128,10 @@ mod tests {
     #[test]
     fn first_object_fallback() {
         let t = "Analysis {not json} then {\"root_cause\": \"leak {in} loop\", \"n\": {\"x\": 1}} and more";
-        assert_eq!(extract_json(t), Some(json!({"root_cause": "leak {in} loop", "n": {"x": 1}})));
+        assert_eq!(
+            extract_json(t),
+            Some(json!({"root_cause": "leak {in} loop", "n": {"x": 1}}))
+        );
         assert_eq!(extract_json("no json here {"), None);
         assert_eq!(extract_json("plain prose"), None);
     }

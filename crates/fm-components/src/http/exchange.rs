@@ -13,7 +13,9 @@ use url::Url;
 
 use super::status::{is_retryable_status, millis, retry_after};
 use super::transport::{clip, lossy_text, read_capped, transport_error, USER_AGENT};
-use super::{is_safe, parse_method, url as safe_url, BodySpec, HttpRequestRuntime, MethodSpec, MAX_REDIRECTS};
+use super::{
+    is_safe, parse_method, url as safe_url, BodySpec, HttpRequestRuntime, MethodSpec, MAX_REDIRECTS,
+};
 
 /// The request as it will be sent.
 struct Request {
@@ -48,7 +50,11 @@ fn template_error(e: &fm_expr::Error, key: &str) -> StageError {
     StageError::new(ErrorKind::Template, format!("config.{key}: {}", e.render())).retryable(false)
 }
 
-fn render_value(t: &fm_core::model::ValueTemplate, cx: &StageContext<'_>, key: &str) -> Result<Value, StageError> {
+fn render_value(
+    t: &fm_core::model::ValueTemplate,
+    cx: &StageContext<'_>,
+    key: &str,
+) -> Result<Value, StageError> {
     t.render(cx.scope)
         .map_err(|e| StageError::template(&e, &format!("config.{key}")))
 }
@@ -90,9 +96,11 @@ fn is_sensitive_header(name: &str) -> bool {
     matches!(
         n.as_str(),
         "authorization" | "proxy-authorization" | "x-api-key" | "api-key" | "cookie"
-    ) || ["token", "secret", "password", "apikey", "api-key", "api_key"]
-        .iter()
-        .any(|w| n.contains(w))
+    ) || [
+        "token", "secret", "password", "apikey", "api-key", "api_key",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 fn header_text(v: &HeaderValue) -> String {
@@ -106,7 +114,12 @@ fn header_text(v: &HeaderValue) -> String {
 fn headers_json(h: &HeaderMap, mask: bool) -> Value {
     let mut out = Map::new();
     for name in h.keys() {
-        let joined = h.get_all(name).iter().map(header_text).collect::<Vec<_>>().join(", ");
+        let joined = h
+            .get_all(name)
+            .iter()
+            .map(header_text)
+            .collect::<Vec<_>>()
+            .join(", ");
         let shown = if mask && is_sensitive_header(name.as_str()) {
             "***".to_owned()
         } else {
@@ -118,12 +131,19 @@ fn headers_json(h: &HeaderMap, mask: bool) -> Value {
 }
 
 fn is_json_type(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 impl HttpRequestRuntime {
@@ -210,7 +230,9 @@ impl HttpRequestRuntime {
         let method = match &self.method {
             MethodSpec::Literal(m) => m.clone(),
             MethodSpec::Template(t) => {
-                let s = t.render_string(cx.scope).map_err(|e| template_error(&e, "method"))?;
+                let s = t
+                    .render_string(cx.scope)
+                    .map_err(|e| template_error(&e, "method"))?;
                 parse_method(&s).ok_or_else(|| {
                     config_error(format!(
                         "config.method rendered to '{s}', which is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
@@ -218,9 +240,14 @@ impl HttpRequestRuntime {
                 })?
             }
         };
-        let parts = self.url.render_parts(cx.scope).map_err(|e| template_error(&e, "url"))?;
-        let text = safe_url::join_parts(&parts).map_err(|m| config_error(format!("config.url: {m}")))?;
-        let mut url = safe_url::parse(&text).map_err(|m| config_error(format!("config.url: {m}")))?;
+        let parts = self
+            .url
+            .render_parts(cx.scope)
+            .map_err(|e| template_error(&e, "url"))?;
+        let text =
+            safe_url::join_parts(&parts).map_err(|m| config_error(format!("config.url: {m}")))?;
+        let mut url =
+            safe_url::parse(&text).map_err(|m| config_error(format!("config.url: {m}")))?;
         if let Some(q) = &self.query {
             let params = pairs(&render_object(q, cx, "query_params")?);
             if !params.is_empty() {
@@ -234,8 +261,11 @@ impl HttpRequestRuntime {
                 if v.is_null() {
                     continue;
                 }
-                let name = HeaderName::from_bytes(k.as_bytes())
-                    .map_err(|_| config_error(format!("config.headers: '{k}' is not a valid HTTP header name")))?;
+                let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                    config_error(format!(
+                        "config.headers: '{k}' is not a valid HTTP header name"
+                    ))
+                })?;
                 let value = HeaderValue::from_str(&to_text(&v)).map_err(|_| {
                     config_error(format!(
                         "config.headers.{k}: the value cannot be sent in a header (it has a line break or another control character)"
@@ -252,8 +282,12 @@ impl HttpRequestRuntime {
             BodySpec::None => (None, Value::Null, None),
             BodySpec::Json(t) => {
                 let v = render_value(t, cx, "body")?;
-                let bytes = serde_json::to_vec(&v)
-                    .map_err(|e| StageError::new(ErrorKind::Internal, format!("cannot encode the body as JSON: {e}")))?;
+                let bytes = serde_json::to_vec(&v).map_err(|e| {
+                    StageError::new(
+                        ErrorKind::Internal,
+                        format!("cannot encode the body as JSON: {e}"),
+                    )
+                })?;
                 (Some(bytes), v, Some("application/json"))
             }
             BodySpec::Form(t) => {
@@ -261,11 +295,21 @@ impl HttpRequestRuntime {
                 let encoded = url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(pairs(&map))
                     .finish();
-                (Some(encoded.into_bytes()), Value::Object(map), Some("application/x-www-form-urlencoded"))
+                (
+                    Some(encoded.into_bytes()),
+                    Value::Object(map),
+                    Some("application/x-www-form-urlencoded"),
+                )
             }
             BodySpec::Text(t) => {
-                let s = t.render_string(cx.scope).map_err(|e| template_error(&e, "text"))?;
-                (Some(s.clone().into_bytes()), Value::String(s), Some("text/plain; charset=utf-8"))
+                let s = t
+                    .render_string(cx.scope)
+                    .map_err(|e| template_error(&e, "text"))?;
+                (
+                    Some(s.clone().into_bytes()),
+                    Value::String(s),
+                    Some("text/plain; charset=utf-8"),
+                )
             }
         };
         if let Some(ct) = default_type {
@@ -297,7 +341,9 @@ impl HttpRequestRuntime {
         let mut body = req.body.clone();
         let mut hops = 0;
         loop {
-            let mut rb = client.request(method.clone(), url.clone()).headers(headers.clone());
+            let mut rb = client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
             if let Some(b) = &body {
                 rb = rb.body(b.clone());
             }
@@ -341,7 +387,11 @@ impl HttpRequestRuntime {
                 headers.remove(header::CONTENT_LENGTH);
             }
             if !same_origin(&url, &next) {
-                for h in [header::AUTHORIZATION, header::PROXY_AUTHORIZATION, header::COOKIE] {
+                for h in [
+                    header::AUTHORIZATION,
+                    header::PROXY_AUTHORIZATION,
+                    header::COOKIE,
+                ] {
                     headers.remove(h);
                 }
                 headers.remove("x-api-key");
@@ -354,7 +404,12 @@ impl HttpRequestRuntime {
 
 /// The body as output: parsed JSON when the answer says it is JSON (or says nothing and parses
 /// as JSON), text otherwise.
-fn decode_body(bytes: &[u8], content_type: Option<&str>, cx: &StageContext<'_>, what: &str) -> Value {
+fn decode_body(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    cx: &StageContext<'_>,
+    what: &str,
+) -> Value {
     if bytes.is_empty() {
         return Value::String(String::new());
     }
@@ -397,7 +452,13 @@ mod tests {
 
     #[test]
     fn sensitive_headers() {
-        for h in ["Authorization", "x-api-key", "X-Auth-Token", "X-Client-Secret", "cookie"] {
+        for h in [
+            "Authorization",
+            "x-api-key",
+            "X-Auth-Token",
+            "X-Client-Secret",
+            "cookie",
+        ] {
             assert!(is_sensitive_header(h), "{h}");
         }
         for h in ["content-type", "user-agent", "accept"] {

@@ -120,7 +120,12 @@ impl Component for HttpRequest {
             Some((path, v)) => match ExpectStatus::parse(v) {
                 Ok(e) => e,
                 Err(message) => {
-                    r.problem_with_hint("invalid_value", path, message, "for example 200, [200, 404] or \"2xx\"");
+                    r.problem_with_hint(
+                        "invalid_value",
+                        path,
+                        message,
+                        "for example 200, [200, 404] or \"2xx\"",
+                    );
                     ok = false;
                     ExpectStatus::default()
                 }
@@ -136,7 +141,8 @@ impl Component for HttpRequest {
             Some(n) => n,
             None => DEFAULT_MAX_BODY_BYTES,
         };
-        let (url, method, headers, query, body) = (url?, method?, headers.ok()?, query.ok()?, body?);
+        let (url, method, headers, query, body) =
+            (url?, method?, headers.ok()?, query.ok()?, body?);
         if !ok {
             return None;
         }
@@ -176,7 +182,11 @@ fn read_method(r: &mut ConfigReader<'_, '_>) -> Option<MethodSpec> {
         return Some(MethodSpec::Literal(Method::GET));
     };
     let Value::String(s) = v else {
-        r.problem("wrong_type", path, "method must be a string such as \"POST\"");
+        r.problem(
+            "wrong_type",
+            path,
+            "method must be a string such as \"POST\"",
+        );
         return None;
     };
     if s.contains("{{") {
@@ -186,8 +196,16 @@ fn read_method(r: &mut ConfigReader<'_, '_>) -> Option<MethodSpec> {
         Some(m) => Some(MethodSpec::Literal(m)),
         None => {
             let hint = fm_core::problem::did_you_mean(&s.to_ascii_uppercase(), METHODS)
-                .map_or_else(|| format!("one of {}", METHODS.join(", ")), |m| format!("did you mean '{m}'?"));
-            r.problem_with_hint("invalid_value", path, format!("unknown HTTP method '{s}'"), hint);
+                .map_or_else(
+                    || format!("one of {}", METHODS.join(", ")),
+                    |m| format!("did you mean '{m}'?"),
+                );
+            r.problem_with_hint(
+                "invalid_value",
+                path,
+                format!("unknown HTTP method '{s}'"),
+                hint,
+            );
             None
         }
     }
@@ -242,30 +260,44 @@ fn read_object(
         Value::String(s) if s.contains("{{") => r.compile_value(&path, v).map(Some).ok_or(()),
         other => {
             let found = fm_core::model::reader::json_type_name(other);
-            r.problem("wrong_type", path, format!("expected an object, found {found}"));
+            r.problem(
+                "wrong_type",
+                path,
+                format!("expected an object, found {found}"),
+            );
             Err(())
         }
     }
 }
 
 fn read_body(r: &mut ConfigReader<'_, '_>) -> Option<BodySpec> {
-    let given: Vec<&str> = [("body", r.has("body", &[])), ("form", r.has("form", &[])), ("text", r.has("text", &[]))]
-        .into_iter()
-        .filter_map(|(k, yes)| yes.then_some(k))
-        .collect();
+    let given: Vec<&str> = [
+        ("body", r.has("body", &[])),
+        ("form", r.has("form", &[])),
+        ("text", r.has("text", &[])),
+    ]
+    .into_iter()
+    .filter_map(|(k, yes)| yes.then_some(k))
+    .collect();
     if given.len() > 1 {
         let p = r.key_path(given[1]);
         r.problem_with_hint(
             "conflicting_keys",
             p,
-            format!("give at most one of body, form and text (found {})", given.join(" and ")),
+            format!(
+                "give at most one of body, form and text (found {})",
+                given.join(" and ")
+            ),
             "body is sent as JSON, form as application/x-www-form-urlencoded, text as text/plain",
         );
         return None;
     }
     match given.first().copied() {
         Some("body") => r.value_template("body", &[]).map(BodySpec::Json),
-        Some("form") => read_object(r, "form", &[], false).ok().flatten().map(BodySpec::Form),
+        Some("form") => read_object(r, "form", &[], false)
+            .ok()
+            .flatten()
+            .map(BodySpec::Form),
         Some("text") => r.template("text", &[]).map(BodySpec::Text),
         _ => Some(BodySpec::None),
     }

@@ -32,7 +32,10 @@ impl ExpectStatus {
             Value::Array(_) => return Err("expect_status must not be an empty list".into()),
             other => vec![other],
         };
-        let rules = items.into_iter().map(parse_rule).collect::<Result<Vec<_>, _>>()?;
+        let rules = items
+            .into_iter()
+            .map(parse_rule)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ExpectStatus { rules })
     }
 
@@ -90,9 +93,16 @@ fn parse_rule(v: &Value) -> Result<Rule, String> {
             if let Some((a, b)) = s.split_once('-') {
                 let a = a.trim().parse::<u64>().map_err(|_| bad()).and_then(code)?;
                 let b = b.trim().parse::<u64>().map_err(|_| bad()).and_then(code)?;
-                return if a <= b { Ok(Rule::Range(a, b)) } else { Err(bad()) };
+                return if a <= b {
+                    Ok(Rule::Range(a, b))
+                } else {
+                    Err(bad())
+                };
             }
-            s.parse::<u64>().map_err(|_| bad()).and_then(code).map(Rule::Exact)
+            s.parse::<u64>()
+                .map_err(|_| bad())
+                .and_then(code)
+                .map(Rule::Exact)
         }
         _ => Err(bad()),
     }
@@ -112,9 +122,15 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|f| f.is_finite() && *f >= 0.0)
     {
-        return Some(Duration::from_secs_f64((ms / 1000.0).min(MAX_RETRY_AFTER.as_secs_f64())));
+        return Some(Duration::from_secs_f64(
+            (ms / 1000.0).min(MAX_RETRY_AFTER.as_secs_f64()),
+        ));
     }
-    let raw = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let raw = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     let wait = if let Ok(secs) = raw.parse::<f64>() {
         if !secs.is_finite() || secs < 0.0 {
             return None;
@@ -122,7 +138,8 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()))
     } else {
         let when = httpdate::parse_http_date(raw).ok()?;
-        when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
 }
@@ -147,7 +164,15 @@ mod tests {
         assert_eq!(e.describe(), "200, 4xx, 500-502");
         assert!(ExpectStatus::parse(&json!("2xx")).unwrap().accepts(299));
         assert!(ExpectStatus::parse(&json!("204")).unwrap().accepts(204));
-        for bad in [json!("6xx"), json!("22xx"), json!(99), json!("abc"), json!([]), json!(true), json!("300-200")] {
+        for bad in [
+            json!("6xx"),
+            json!("22xx"),
+            json!(99),
+            json!("abc"),
+            json!([]),
+            json!(true),
+            json!("300-200"),
+        ] {
             assert!(ExpectStatus::parse(&bad).is_err(), "{bad}");
         }
     }
@@ -162,8 +187,14 @@ mod tests {
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
         h.insert("retry-after", later.parse().unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert("retry-after-ms", "250".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));

@@ -30,10 +30,14 @@ pub(crate) struct CappedBody {
 }
 
 /// Reads at most `max` bytes of the body; stops reading (and drops the connection) beyond that.
-pub(crate) async fn read_capped(resp: &mut reqwest::Response, max: u64) -> Result<CappedBody, reqwest::Error> {
+pub(crate) async fn read_capped(
+    resp: &mut reqwest::Response,
+    max: u64,
+) -> Result<CappedBody, reqwest::Error> {
     let announced = resp.content_length();
     let cap = usize::try_from(max).unwrap_or(usize::MAX);
-    let mut bytes: Vec<u8> = Vec::with_capacity(announced.map_or(8192, |n| n.min(max).min(1 << 20) as usize));
+    let mut bytes: Vec<u8> =
+        Vec::with_capacity(announced.map_or(8192, |n| n.min(max).min(1 << 20) as usize));
     let mut seen: u64 = 0;
     while let Some(chunk) = resp.chunk().await? {
         seen += chunk.len() as u64;
@@ -57,7 +61,9 @@ pub(crate) async fn read_capped(resp: &mut reqwest::Response, max: u64) -> Resul
 pub(crate) fn lossy_text(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_owned(),
-        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()
+        }
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
@@ -110,7 +116,12 @@ pub(crate) fn host_port(url: &Url) -> String {
 
 /// What went wrong on the wire, as a stage error of kind Connection, Dns, Tls or Timeout.
 /// `what` names the request (`GET http://host/path`, `openai`).
-pub(crate) fn transport_error(e: &reqwest::Error, url: &Url, what: &str, timeout: Duration) -> StageError {
+pub(crate) fn transport_error(
+    e: &reqwest::Error,
+    url: &Url,
+    what: &str,
+    timeout: Duration,
+) -> StageError {
     let messages = chain(e);
     let detail = messages.last().cloned().unwrap_or_else(|| e.to_string());
     let all = messages.join(": ").to_ascii_lowercase();
@@ -122,7 +133,9 @@ pub(crate) fn transport_error(e: &reqwest::Error, url: &Url, what: &str, timeout
             format!("{what}: no answer within {} ms", timeout.as_millis()),
         );
     }
-    if io_kind(e) == Some(std::io::ErrorKind::ConnectionRefused) || all.contains("connection refused") {
+    if io_kind(e) == Some(std::io::ErrorKind::ConnectionRefused)
+        || all.contains("connection refused")
+    {
         return StageError::new(
             ErrorKind::Connection,
             format!("{what}: could not connect to {target} (connection refused) — is the service running and the URL right?"),
@@ -166,7 +179,10 @@ pub(crate) fn transport_error(e: &reqwest::Error, url: &Url, what: &str, timeout
     };
     StageError::new(
         ErrorKind::Connection,
-        format!("{what}: the connection to {target} failed {phase} ({})", messages.join(": ")),
+        format!(
+            "{what}: the connection to {target} failed {phase} ({})",
+            messages.join(": ")
+        ),
     )
 }
 

@@ -19,7 +19,11 @@ use fm_expr::{to_text, RenderedPart};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Everything except the unreserved characters of RFC 3986 section 2.3.
-pub(crate) const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+pub(crate) const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Region {
@@ -51,7 +55,8 @@ fn region_after(prefix: &str) -> Region {
 fn is_host_text(s: &str) -> bool {
     !s.is_empty()
         && !s.contains("..")
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 /// Joins rendered parts into URL text, encoding each interpolated value for where it lands.
@@ -83,7 +88,9 @@ pub(crate) fn join_parts(parts: &[RenderedPart<'_>]) -> Result<String, String> {
                         }
                         out.extend(utf8_percent_encode(&text, COMPONENT));
                     }
-                    Region::Query | Region::Fragment => out.extend(utf8_percent_encode(&text, COMPONENT)),
+                    Region::Query | Region::Fragment => {
+                        out.extend(utf8_percent_encode(&text, COMPONENT))
+                    }
                 }
             }
         }
@@ -140,15 +147,25 @@ mod tests {
             RenderedPart::Value(json!("../../api/v1/secrets")),
             RenderedPart::Text("/scale"),
         ];
-        assert_eq!(join(&p).unwrap(), "http://h/deployments/..%2F..%2Fapi%2Fv1%2Fsecrets/scale");
-        let p = [RenderedPart::Text("http://h/x/"), RenderedPart::Value(json!("x?y#z a%"))];
+        assert_eq!(
+            join(&p).unwrap(),
+            "http://h/deployments/..%2F..%2Fapi%2Fv1%2Fsecrets/scale"
+        );
+        let p = [
+            RenderedPart::Text("http://h/x/"),
+            RenderedPart::Value(json!("x?y#z a%")),
+        ];
         assert_eq!(join(&p).unwrap(), "http://h/x/x%3Fy%23z%20a%25");
     }
 
     #[test]
     fn dot_segments_are_refused() {
         for v in [".", ".."] {
-            let p = [RenderedPart::Text("http://h/x/"), RenderedPart::Value(json!(v)), RenderedPart::Text("/y")];
+            let p = [
+                RenderedPart::Text("http://h/x/"),
+                RenderedPart::Value(json!(v)),
+                RenderedPart::Text("/y"),
+            ];
             assert!(join(&p).is_err());
         }
     }
@@ -162,23 +179,35 @@ mod tests {
         ];
         assert_eq!(join(&p).unwrap(), "https://payment-service.internal/health");
         for bad in ["evil.com/x?", "a@b", "a b", "", "a..b", "h:1"] {
-            let p = [RenderedPart::Text("https://"), RenderedPart::Value(json!(bad)), RenderedPart::Text("/x")];
+            let p = [
+                RenderedPart::Text("https://"),
+                RenderedPart::Value(json!(bad)),
+                RenderedPart::Text("/x"),
+            ];
             assert!(join(&p).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn query_values_are_encoded() {
-        let p = [RenderedPart::Text("http://h/x?q="), RenderedPart::Value(json!("a&b=c #d"))];
+        let p = [
+            RenderedPart::Text("http://h/x?q="),
+            RenderedPart::Value(json!("a&b=c #d")),
+        ];
         assert_eq!(join(&p).unwrap(), "http://h/x?q=a%26b%3Dc%20%23d");
-        let p = [RenderedPart::Text("http://h/x?q=1#"), RenderedPart::Value(json!(5))];
+        let p = [
+            RenderedPart::Text("http://h/x?q=1#"),
+            RenderedPart::Value(json!(5)),
+        ];
         assert_eq!(join(&p).unwrap(), "http://h/x?q=1#5");
     }
 
     #[test]
     fn parse_checks_scheme() {
         assert!(parse("ftp://h/x").is_err());
-        assert!(parse("payment-service/health").unwrap_err().contains("needs a scheme"));
+        assert!(parse("payment-service/health")
+            .unwrap_err()
+            .contains("needs a scheme"));
         assert!(parse("http://h/x").is_ok());
     }
 }

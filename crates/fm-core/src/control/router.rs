@@ -60,17 +60,24 @@ impl Component for Router {
                 for (i, item) in items.iter().enumerate() {
                     let item_path = index_path(&path, i);
                     let Value::Object(map) = item else {
-                        r.problem("wrong_type", item_path, "a route must be an object {name, condition, stages}");
+                        r.problem(
+                            "wrong_type",
+                            item_path,
+                            "a route must be an object {name, condition, stages}",
+                        );
                         ok = false;
                         continue;
                     };
                     let mut rr = r.nested(map, item_path);
-                    let name = rr.string("name", &[]).unwrap_or_else(|| format!("route-{i}"));
+                    let name = rr
+                        .string("name", &[])
+                        .unwrap_or_else(|| format!("route-{i}"));
                     let condition = rr.condition("condition", &["when", "if"]);
                     if !rr.has("condition", &["when", "if"]) {
                         rr.missing("condition");
                     }
-                    let stages = rr.stage_list("stages", &["then"], StageRefRole::Route { route: Some(i) });
+                    let stages =
+                        rr.stage_list("stages", &["then"], StageRefRole::Route { route: Some(i) });
                     if stages.is_none() {
                         rr.missing("stages");
                     }
@@ -119,9 +126,14 @@ impl Component for Router {
             }
         }
         let default = match r.raw("default", &["default_route"]) {
-            Some((path, Value::String(s))) if routes.iter().any(|rt| rt.key.as_deref() == Some(s)) => {
+            Some((path, Value::String(s)))
+                if routes.iter().any(|rt| rt.key.as_deref() == Some(s)) =>
+            {
                 let _ = path;
-                routes.iter().find(|rt| rt.key.as_deref() == Some(s)).map(|rt| rt.stages.clone())
+                routes
+                    .iter()
+                    .find(|rt| rt.key.as_deref() == Some(s))
+                    .map(|rt| rt.stages.clone())
             }
             Some((path, v)) => r.stage_list_value(&path, v, StageRefRole::Route { route: None }),
             None => None,
@@ -130,7 +142,11 @@ impl Component for Router {
             return None;
         }
         let mut all_targets: Vec<String> = Vec::new();
-        for id in routes.iter().flat_map(|rt| &rt.stages).chain(default.iter().flatten()) {
+        for id in routes
+            .iter()
+            .flat_map(|rt| &rt.stages)
+            .chain(default.iter().flatten())
+        {
             if !all_targets.contains(id) {
                 all_targets.push(id.clone());
             }
@@ -161,7 +177,10 @@ impl RouterRuntime {
                 let rendered = match value.render(cx.scope) {
                     Ok(v) => Some(fm_expr::to_text(&v).into_owned()),
                     Err(e) => {
-                        cx.warn(format!("router value failed to evaluate, using the default route: {}", e.render()));
+                        cx.warn(format!(
+                            "router value failed to evaluate, using the default route: {}",
+                            e.render()
+                        ));
                         None
                     }
                 };
@@ -193,7 +212,11 @@ impl RouterRuntime {
             (None, Some(d)) => (Value::String("default".to_owned()), d.as_slice()),
             (None, None) => (Value::Null, &[]),
         };
-        let skipped: Vec<&String> = self.all_targets.iter().filter(|t| !selected.contains(t)).collect();
+        let skipped: Vec<&String> = self
+            .all_targets
+            .iter()
+            .filter(|t| !selected.contains(t))
+            .collect();
         json!({ "route": route, "selected": selected, "skipped": skipped })
     }
 }

@@ -51,7 +51,10 @@ impl StageRuntime for TryCatchRuntime {
         true
     }
 
-    fn execute<'a>(&'a self, _cx: &'a StageContext<'a>) -> BoxFuture<'a, Result<Value, StageError>> {
+    fn execute<'a>(
+        &'a self,
+        _cx: &'a StageContext<'a>,
+    ) -> BoxFuture<'a, Result<Value, StageError>> {
         Box::pin(async {
             Err(StageError::new(
                 ErrorKind::Internal,

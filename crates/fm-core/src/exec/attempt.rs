@@ -67,7 +67,10 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
                 Ok(r) => r,
                 Err(_) => Err(StageError::new(
                     ErrorKind::Timeout,
-                    format!("stage '{id}' timed out after {} ms (its 'timeout')", limit.as_millis()),
+                    format!(
+                        "stage '{id}' timed out after {} ms (its 'timeout')",
+                        limit.as_millis()
+                    ),
                 )),
             },
             None => stage.runtime.execute(&cx).await,
@@ -77,9 +80,19 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
         // Decide: done, or another attempt (and why).
         let (reason, failure) = match result {
             Ok(output) => match policy.and_then(|p| p.condition.as_ref()) {
-                None => return Settled::Succeeded { output, attempts: attempt },
+                None => {
+                    return Settled::Succeeded {
+                        output,
+                        attempts: attempt,
+                    }
+                }
                 Some(cond) => match condition_holds(cond, &scope, &output) {
-                    Ok(false) => return Settled::Succeeded { output, attempts: attempt },
+                    Ok(false) => {
+                        return Settled::Succeeded {
+                            output,
+                            attempts: attempt,
+                        }
+                    }
                     Ok(true) => (
                         format!("retry condition {} holds", cond.source()),
                         StageError::new(
@@ -92,20 +105,40 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
                         )
                         .with_output(output),
                     ),
-                    Err(e) => return Settled::Failed { error: e, attempts: attempt },
+                    Err(e) => {
+                        return Settled::Failed {
+                            error: e,
+                            attempts: attempt,
+                        }
+                    }
                 },
             },
             Err(error) => {
                 if !error.retryable {
-                    return Settled::Failed { error, attempts: attempt };
+                    return Settled::Failed {
+                        error,
+                        attempts: attempt,
+                    };
                 }
                 // A failed attempt with a recorded output (an HTTP reply with a bad status) is
                 // retried only if the retry condition, when there is one, holds for it.
-                if let (Some(cond), Some(out)) = (policy.and_then(|p| p.condition.as_ref()), &error.output) {
+                if let (Some(cond), Some(out)) =
+                    (policy.and_then(|p| p.condition.as_ref()), &error.output)
+                {
                     match condition_holds(cond, &scope, out) {
                         Ok(true) => {}
-                        Ok(false) => return Settled::Failed { error, attempts: attempt },
-                        Err(e) => return Settled::Failed { error: e, attempts: attempt },
+                        Ok(false) => {
+                            return Settled::Failed {
+                                error,
+                                attempts: attempt,
+                            }
+                        }
+                        Err(e) => {
+                            return Settled::Failed {
+                                error: e,
+                                attempts: attempt,
+                            }
+                        }
                     }
                 }
                 (error.message.clone(), error)
@@ -116,9 +149,14 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
             if max > 1 && error.kind != ErrorKind::RetryExhausted {
                 error.message = format!("{} (gave up after {attempt} attempts)", error.message);
             }
-            return Settled::Failed { error, attempts: attempt };
+            return Settled::Failed {
+                error,
+                attempts: attempt,
+            };
         }
-        let mut delay = policy.map(|p| p.delay_before(attempt + 1)).unwrap_or_default();
+        let mut delay = policy
+            .map(|p| p.delay_before(attempt + 1))
+            .unwrap_or_default();
         if let Some(ms) = failure.retry_after_ms {
             delay = delay.max(std::time::Duration::from_millis(ms));
         }
@@ -134,7 +172,11 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
     }
 }
 
-fn condition_holds(cond: &fm_expr::Template, scope: &RunScope<'_, '_>, output: &Value) -> Result<bool, StageError> {
+fn condition_holds(
+    cond: &fm_expr::Template,
+    scope: &RunScope<'_, '_>,
+    output: &Value,
+) -> Result<bool, StageError> {
     let overlay = OverlayScope {
         parent: scope,
         name: "output",

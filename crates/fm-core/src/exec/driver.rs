@@ -63,7 +63,12 @@ pub struct DriverResult {
 }
 
 impl<'p, 'r> Driver<'p, 'r> {
-    pub fn new(p: &'p Pipeline, env: &'r AttemptEnv<'r, 'p>, emitter: &'r Emitter<'r>, concurrency: usize) -> Self {
+    pub fn new(
+        p: &'p Pipeline,
+        env: &'r AttemptEnv<'r, 'p>,
+        emitter: &'r Emitter<'r>,
+        concurrency: usize,
+    ) -> Self {
         let n = p.stages.len();
         let mut dependents = vec![Vec::new(); n];
         for (i, s) in p.stages.iter().enumerate() {
@@ -146,7 +151,9 @@ impl<'p, 'r> Driver<'p, 'r> {
 
     fn start_runnable(&mut self, futs: &mut FuturesUnordered<StageFuture<'r>>) {
         while self.running < self.concurrency {
-            let Some(i) = self.runnable.pop_front() else { break };
+            let Some(i) = self.runnable.pop_front() else {
+                break;
+            };
             if self.status[i] != StageStatus::Pending {
                 continue;
             }
@@ -200,7 +207,10 @@ impl<'p, 'r> Driver<'p, 'r> {
             let tid = &p.stages[t].id;
             match self.status[t] {
                 StageStatus::Pending => return Decision::Wait,
-                StageStatus::Skipped | StageStatus::Cancelled | StageStatus::Failed | StageStatus::Succeeded => {
+                StageStatus::Skipped
+                | StageStatus::Cancelled
+                | StageStatus::Failed
+                | StageStatus::Succeeded => {
                     return Decision::Skip(SkipReason::new(
                         "scope_skipped",
                         format!("its trycatch '{tid}' did not run"),
@@ -276,7 +286,7 @@ impl<'p, 'r> Driver<'p, 'r> {
         let ok = match stage.trigger {
             Trigger::AllSuccess => states.iter().all(|s| *s == StageStatus::Succeeded),
             Trigger::AllDone => true,
-            Trigger::AnySuccess => states.iter().any(|s| *s == StageStatus::Succeeded),
+            Trigger::AnySuccess => states.contains(&StageStatus::Succeeded),
             Trigger::NoneFailed => !states
                 .iter()
                 .any(|s| matches!(s, StageStatus::Failed | StageStatus::Cancelled)),
@@ -291,7 +301,11 @@ impl<'p, 'r> Driver<'p, 'r> {
             .collect();
         Decision::Skip(SkipReason::new(
             "trigger",
-            format!("trigger {} not met: {}", stage.trigger.as_str(), culprits.join(", ")),
+            format!(
+                "trigger {} not met: {}",
+                stage.trigger.as_str(),
+                culprits.join(", ")
+            ),
         ))
     }
 
@@ -320,7 +334,12 @@ impl<'p, 'r> Driver<'p, 'r> {
         else {
             return;
         };
-        let members: Vec<usize> = try_stages.iter().chain(catch_stages).chain(finally_stages).copied().collect();
+        let members: Vec<usize> = try_stages
+            .iter()
+            .chain(catch_stages)
+            .chain(finally_stages)
+            .copied()
+            .collect();
         for m in &members {
             self.consider(*m);
         }
@@ -332,13 +351,22 @@ impl<'p, 'r> Driver<'p, 'r> {
     fn settle_trycatch(&mut self, t: usize, has_catch: bool) {
         let state = self.trycatch[t].take().unwrap_or_default();
         let id = &self.p.stages[t].id;
-        let error_obj = |(s, e): &(usize, StageError)| {
-            json!({"stage": self.p.stages[*s].id, "message": e.message, "kind": e.kind.as_str()})
-        };
+        let error_obj = |(s, e): &(usize, StageError)| json!({"stage": self.p.stages[*s].id, "message": e.message, "kind": e.kind.as_str()});
         let caught = state.try_failed.as_ref().map(error_obj);
-        let failure = match (&state.try_failed, &state.catch_failed, &state.finally_failed, has_catch) {
-            (_, Some((c, e)), _, _) => Some(format!("catch stage '{}' failed: {}", self.p.stages[*c].id, e.message)),
-            (_, _, Some((f, e)), _) => Some(format!("finally stage '{}' failed: {}", self.p.stages[*f].id, e.message)),
+        let failure = match (
+            &state.try_failed,
+            &state.catch_failed,
+            &state.finally_failed,
+            has_catch,
+        ) {
+            (_, Some((c, e)), _, _) => Some(format!(
+                "catch stage '{}' failed: {}",
+                self.p.stages[*c].id, e.message
+            )),
+            (_, _, Some((f, e)), _) => Some(format!(
+                "finally stage '{}' failed: {}",
+                self.p.stages[*f].id, e.message
+            )),
             (Some((s, e)), None, None, false) => Some(format!(
                 "try stage '{}' failed and '{id}' has no catch: {}",
                 self.p.stages[*s].id, e.message
@@ -348,7 +376,11 @@ impl<'p, 'r> Driver<'p, 'r> {
         let duration = self.duration_ms(t);
         match failure {
             None => {
-                let outcome = if caught.is_some() { "caught" } else { "succeeded" };
+                let outcome = if caught.is_some() {
+                    "caught"
+                } else {
+                    "succeeded"
+                };
                 let output = json!({"outcome": outcome, "error": caught.unwrap_or(Value::Null)});
                 self.settle_succeeded(t, output, 1, duration);
             }
@@ -360,22 +392,29 @@ impl<'p, 'r> Driver<'p, 'r> {
                     .or(state.try_failed.as_ref())
                     .map_or(ErrorKind::Internal, |(_, e)| e.kind);
                 let mut err = StageError::new(kind, message).retryable(false);
-                err.output = Some(json!({"outcome": "failed", "error": caught.unwrap_or(Value::Null)}));
+                err.output =
+                    Some(json!({"outcome": "failed", "error": caught.unwrap_or(Value::Null)}));
                 self.settle_failed(t, err, 1, duration);
             }
         }
     }
 
     fn duration_ms(&self, i: usize) -> u64 {
-        self.started_at[i].map_or(0, |s| u64::try_from(s.elapsed().as_millis()).unwrap_or(u64::MAX))
+        self.started_at[i].map_or(0, |s| {
+            u64::try_from(s.elapsed().as_millis()).unwrap_or(u64::MAX)
+        })
     }
 
     fn on_settled(&mut self, i: usize, settled: Option<Settled>) {
         self.aborts[i] = None;
         let duration = self.duration_ms(i);
         match settled {
-            Some(Settled::Succeeded { output, attempts }) => self.settle_succeeded(i, output, attempts, duration),
-            Some(Settled::Failed { error, attempts }) => self.settle_failed(i, error, attempts, duration),
+            Some(Settled::Succeeded { output, attempts }) => {
+                self.settle_succeeded(i, output, attempts, duration)
+            }
+            Some(Settled::Failed { error, attempts }) => {
+                self.settle_failed(i, error, attempts, duration)
+            }
             None => self.settle_cancelled(i, Some(duration), self.cancel_reason(i)),
         }
     }
@@ -386,7 +425,10 @@ impl<'p, 'r> Driver<'p, 'r> {
             Some(Stop::Cancelled) => "the run was cancelled".into(),
             Some(Stop::Failed) => "another stage failed and the run stopped".into(),
             None => match self.p.stages[i].scope {
-                Some(m) => format!("another try stage of '{}' failed", self.p.stages[m.trycatch].id),
+                Some(m) => format!(
+                    "another try stage of '{}' failed",
+                    self.p.stages[m.trycatch].id
+                ),
                 None => "cancelled".into(),
             },
         }
@@ -415,7 +457,10 @@ impl<'p, 'r> Driver<'p, 'r> {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let route = output.get("route").and_then(Value::as_str).unwrap_or("none");
+            let route = output
+                .get("route")
+                .and_then(Value::as_str)
+                .unwrap_or("none");
             for &t in targets {
                 if !selected.contains(&self.p.stages[t].id.as_str()) {
                     self.route_skipped[t] = Some(format!(
@@ -575,7 +620,8 @@ impl<'p, 'r> Driver<'p, 'r> {
                     (Some(_), None) => format!("not started: {}", self.cancel_reason(i)),
                 };
                 if self.stop.is_none() {
-                    self.fatal.push((i, StageError::new(ErrorKind::Internal, reason.clone())));
+                    self.fatal
+                        .push((i, StageError::new(ErrorKind::Internal, reason.clone())));
                 }
                 self.settle_cancelled(i, started, reason);
             }

@@ -108,7 +108,11 @@ pub fn prepare_input(p: &Pipeline, mut input: Value) -> Result<Value, StartError
         .iter_errors(&input)
         .map(|e| {
             let at = e.instance_path().to_string();
-            let at = if at.is_empty() { "input".to_owned() } else { format!("input{}", at.replace('/', ".")) };
+            let at = if at.is_empty() {
+                "input".to_owned()
+            } else {
+                format!("input{}", at.replace('/', "."))
+            };
             format!("  - {at}: {e}")
         })
         .collect();
@@ -120,7 +124,9 @@ pub fn prepare_input(p: &Pipeline, mut input: Value) -> Result<Value, StartError
 }
 
 fn apply_defaults(schema: &Value, value: &mut Value) {
-    let (Some(props), Value::Object(obj)) = (schema.get("properties").and_then(Value::as_object), value) else {
+    let (Some(props), Value::Object(obj)) =
+        (schema.get("properties").and_then(Value::as_object), value)
+    else {
         return;
     };
     for (k, sub) in props {
@@ -145,26 +151,42 @@ pub struct Prepared {
 /// Input defaults and validation, secrets (only the referenced names), env, component preflight.
 pub fn prepare(p: &Pipeline, input: Value, source: &SecretSource) -> Result<Prepared, StartError> {
     let input = prepare_input(p, input)?;
-    let secrets = source.resolve(&p.secrets).map_err(StartError::MissingSecrets)?;
+    let secrets = source
+        .resolve(&p.secrets)
+        .map_err(StartError::MissingSecrets)?;
     let env = p
         .env
         .iter()
         .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
         .collect();
     for s in &p.stages {
-        s.runtime.preflight().map_err(|message| StartError::Preflight {
-            stage: s.id.clone(),
-            message,
-        })?;
+        s.runtime
+            .preflight()
+            .map_err(|message| StartError::Preflight {
+                stage: s.id.clone(),
+                message,
+            })?;
     }
-    Ok(Prepared { input, secrets, env })
+    Ok(Prepared {
+        input,
+        secrets,
+        env,
+    })
 }
 
 /// Runs a prepared pipeline to the end. Every state change goes to `sink`; the returned record
 /// is the fold of those same events.
-pub async fn run(p: &Pipeline, prepared: Prepared, opts: RunOptions, sink: &dyn EventSink) -> RunRecord {
+pub async fn run(
+    p: &Pipeline,
+    prepared: Prepared,
+    opts: RunOptions,
+    sink: &dyn EventSink,
+) -> RunRecord {
     let started = Instant::now();
-    let run_id = opts.run_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let run_id = opts
+        .run_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let builder = Mutex::new(RecordBuilder::new(p));
     let fan = |e: &crate::events::Event| {

@@ -71,8 +71,14 @@ impl Scope for RunScope<'_, '_> {
                     }
                 }
             }
-            Root::Secret(name) => s.secrets.get(name).map(|v| Cow::Owned(Value::String(v.to_owned()))),
-            Root::Env(name) => s.env.get(name).map(|v| Cow::Owned(Value::String(v.clone()))),
+            Root::Secret(name) => s
+                .secrets
+                .get(name)
+                .map(|v| Cow::Owned(Value::String(v.to_owned()))),
+            Root::Env(name) => s
+                .env
+                .get(name)
+                .map(|v| Cow::Owned(Value::String(v.clone()))),
             Root::Execution(field) => Some(Cow::Owned(match field {
                 "id" => Value::String(s.run_id.clone()),
                 "pipeline" => Value::String(s.pipeline.to_owned()),

@@ -14,7 +14,9 @@ use crate::model::pipeline::{
     Control, InputSchema, OutputSpec, Pipeline, ScopeMembership, ScopeRole, Stage,
 };
 use crate::model::reader::{CompileCx, ConfigReader, StageRefRole};
-use crate::model::stage_fields::{read_budget, read_duration_ms, read_on_error, read_retry, read_trigger};
+use crate::model::stage_fields::{
+    read_budget, read_duration_ms, read_on_error, read_retry, read_trigger,
+};
 use crate::problem::{did_you_mean, Problem};
 
 /// What compilation may consult besides the file.
@@ -29,8 +31,12 @@ const TOP_KEYS_HINT: &str = "a pipeline has: name, version, description, input, 
 
 pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<Problem>> {
     let Value::Object(top) = doc else {
-        return Err(vec![Problem::new("wrong_type", "$", "a pipeline file must be a JSON/YAML object")
-            .with_hint(TOP_KEYS_HINT)]);
+        return Err(vec![Problem::new(
+            "wrong_type",
+            "$",
+            "a pipeline file must be a JSON/YAML object",
+        )
+        .with_hint(TOP_KEYS_HINT)]);
     };
 
     // Pass 1: the stage ids, needed before any template is compiled (the hyphen rule).
@@ -52,7 +58,11 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
         Some((_, Value::String(s))) => Some(s.clone()),
         Some((_, Value::Number(n))) => Some(n.to_string()),
         Some((path, _)) => {
-            r.problem("wrong_type", path, "version must be a string such as \"1.0.0\"");
+            r.problem(
+                "wrong_type",
+                path,
+                "version must be a string such as \"1.0.0\"",
+            );
             None
         }
         None => None,
@@ -70,7 +80,11 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
         r.missing("stages");
     } else if let Some((path, v)) = r.raw("stages", &[]) {
         if !v.is_array() {
-            r.problem("wrong_type", path, "'stages' must be a list of stage objects");
+            r.problem(
+                "wrong_type",
+                path,
+                "'stages' must be a list of stage objects",
+            );
         }
     }
     let output_template = output_raw.and_then(|(path, v)| r.compile_value(&path, v));
@@ -101,7 +115,11 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
     let mut stages: Vec<Stage> = stages
         .into_iter()
         .zip(&ids)
-        .map(|(s, id)| s.unwrap_or_else(|| placeholder_stage(id.clone().unwrap_or_default(), &raw_stages, &index)))
+        .map(|(s, id)| {
+            s.unwrap_or_else(|| {
+                placeholder_stage(id.clone().unwrap_or_default(), &raw_stages, &index)
+            })
+        })
         .collect();
     wire_control(&mut stages, &cx, &index, &mut problems);
 
@@ -132,7 +150,11 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
     if !problems.is_empty() {
         return Err(dedupe(problems));
     }
-    let topo_order = topo_nodes.into_iter().filter(|n| n % 2 == 0).map(|n| n / 2).collect();
+    let topo_order = topo_nodes
+        .into_iter()
+        .filter(|n| n % 2 == 0)
+        .map(|n| n / 2)
+        .collect();
     Ok(Pipeline {
         name,
         version,
@@ -156,23 +178,39 @@ fn collect_ids(raw: &[&Value], problems: &mut Vec<Problem>) -> Vec<Option<String
             let id = match v.get("id") {
                 Some(Value::String(s)) => s.clone(),
                 Some(_) => {
-                    problems.push(Problem::new("wrong_type", format!("{path}.id"), "a stage id must be a string"));
+                    problems.push(Problem::new(
+                        "wrong_type",
+                        format!("{path}.id"),
+                        "a stage id must be a string",
+                    ));
                     return None;
                 }
                 None => {
                     if v.is_object() {
                         problems.push(
-                            Problem::new("missing_key", format!("{path}.id"), "every stage needs an 'id'")
-                                .with_hint("letters, digits, '-' and '_', unique in the pipeline"),
+                            Problem::new(
+                                "missing_key",
+                                format!("{path}.id"),
+                                "every stage needs an 'id'",
+                            )
+                            .with_hint("letters, digits, '-' and '_', unique in the pipeline"),
                         );
                     }
                     return None;
                 }
             };
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 problems.push(
-                    Problem::new("invalid_id", format!("{path}.id"), format!("invalid stage id '{id}'"))
-                        .with_hint("use only letters, digits, '-' and '_'"),
+                    Problem::new(
+                        "invalid_id",
+                        format!("{path}.id"),
+                        format!("invalid stage id '{id}'"),
+                    )
+                    .with_hint("use only letters, digits, '-' and '_'"),
                 );
             } else if id.starts_with('-') || id.ends_with('-') {
                 problems.push(Problem::new(
@@ -243,18 +281,25 @@ fn compile_stage(
         }
         None => Map::new(),
     };
-    let component = component_name.as_deref().and_then(|n| match registry.get(n) {
-        Some(c) => Some(c.clone()),
-        None => {
-            let hint = did_you_mean(n, registry.all_spellings()).map_or_else(
-                || format!("known components: {}", registry.names().join(", ")),
-                |s| format!("did you mean '{s}'?"),
-            );
-            let p = r.key_path("component");
-            r.problem_with_hint("unknown_component", p, format!("unknown component '{n}'"), hint);
-            None
-        }
-    });
+    let component = component_name
+        .as_deref()
+        .and_then(|n| match registry.get(n) {
+            Some(c) => Some(c.clone()),
+            None => {
+                let hint = did_you_mean(n, registry.all_spellings()).map_or_else(
+                    || format!("known components: {}", registry.names().join(", ")),
+                    |s| format!("did you mean '{s}'?"),
+                );
+                let p = r.key_path("component");
+                r.problem_with_hint(
+                    "unknown_component",
+                    p,
+                    format!("unknown component '{n}'"),
+                    hint,
+                );
+                None
+            }
+        });
     r.finish();
 
     // The reference document writes `retry` inside `config` (verify-health); it means the stage's
@@ -264,17 +309,23 @@ fn compile_stage(
         let retry_path = format!("{config_path}.retry");
         match (&hoisted, retry.is_some()) {
             (_, true) => cx.problems.push(
-                Problem::new("conflicting_keys", retry_path, "retry is given both on the stage and in its config")
-                    .with_stage(id.as_deref())
-                    .with_hint("keep the stage-level 'retry' only"),
+                Problem::new(
+                    "conflicting_keys",
+                    retry_path,
+                    "retry is given both on the stage and in its config",
+                )
+                .with_stage(id.as_deref())
+                .with_hint("keep the stage-level 'retry' only"),
             ),
             (Value::Object(m), false) => {
-                let mut sub = ConfigReader::new(m, retry_path, id.as_deref(), cx).with_extra_vars(&["output"]);
+                let mut sub = ConfigReader::new(m, retry_path, id.as_deref(), cx)
+                    .with_extra_vars(&["output"]);
                 retry = read_retry(&mut sub);
                 sub.finish();
             }
             (_, false) => cx.problems.push(
-                Problem::new("wrong_type", retry_path, "'retry' must be an object").with_stage(id.as_deref()),
+                Problem::new("wrong_type", retry_path, "'retry' must be an object")
+                    .with_stage(id.as_deref()),
             ),
         }
     }
@@ -357,7 +408,12 @@ fn compile_schema(path: &str, v: &Value, r: &mut ConfigReader<'_, '_>) -> Option
     }
 }
 
-fn undefined_stage(path: String, from: Option<&str>, target: &str, index: &HashMap<String, usize>) -> Problem {
+fn undefined_stage(
+    path: String,
+    from: Option<&str>,
+    target: &str,
+    index: &HashMap<String, usize>,
+) -> Problem {
     let p = Problem::new(
         "undefined_stage",
         path,
@@ -366,19 +422,29 @@ fn undefined_stage(path: String, from: Option<&str>, target: &str, index: &HashM
     .with_stage(from);
     match did_you_mean(target, index.keys().map(String::as_str)) {
         Some(s) => p.with_hint(format!("did you mean '{s}'?")),
-        None => p.with_hint(format!("define a stage with id '{target}', or remove the reference")),
+        None => p.with_hint(format!(
+            "define a stage with id '{target}', or remove the reference"
+        )),
     }
 }
 
-fn resolve_stage_refs(cx: &CompileCx<'_>, index: &HashMap<String, usize>, problems: &mut Vec<Problem>) {
+fn resolve_stage_refs(
+    cx: &CompileCx<'_>,
+    index: &HashMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) {
     for r in &cx.stage_refs {
         if !index.contains_key(&r.target) {
             let from = (!r.from_stage.is_empty()).then_some(r.from_stage.as_str());
             problems.push(undefined_stage(r.path.clone(), from, &r.target, index));
         } else if r.role == StageRefRole::DependsOn && r.target == r.from_stage {
             problems.push(
-                Problem::new("cycle", r.path.clone(), format!("stage '{}' depends on itself", r.target))
-                    .with_stage(Some(&r.from_stage)),
+                Problem::new(
+                    "cycle",
+                    r.path.clone(),
+                    format!("stage '{}' depends on itself", r.target),
+                )
+                .with_stage(Some(&r.from_stage)),
             );
         }
     }
@@ -386,7 +452,12 @@ fn resolve_stage_refs(cx: &CompileCx<'_>, index: &HashMap<String, usize>, proble
 
 /// Turns the stage references recorded while reading into indexes: depends_on, router targets,
 /// trycatch scopes.
-fn wire_control(stages: &mut [Stage], cx: &CompileCx<'_>, index: &HashMap<String, usize>, problems: &mut Vec<Problem>) {
+fn wire_control(
+    stages: &mut [Stage],
+    cx: &CompileCx<'_>,
+    index: &HashMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) {
     for r in &cx.stage_refs {
         let (Some(&from), Some(&to)) = (index.get(&r.from_stage), index.get(&r.target)) else {
             continue;
@@ -399,7 +470,9 @@ fn wire_control(stages: &mut [Stage], cx: &CompileCx<'_>, index: &HashMap<String
             }
             StageRefRole::Route { .. } => {
                 if let Control::None = stages[from].control {
-                    stages[from].control = Control::Router { targets: Vec::new() };
+                    stages[from].control = Control::Router {
+                        targets: Vec::new(),
+                    };
                 }
                 if let Control::Router { targets } = &mut stages[from].control {
                     if !targets.contains(&to) {
@@ -436,14 +509,20 @@ fn wire_control(stages: &mut [Stage], cx: &CompileCx<'_>, index: &HashMap<String
                         Problem::new(
                             "scope_conflict",
                             r.path.clone(),
-                            format!("stage '{}' is already in the scope of trycatch '{other}'", r.target),
+                            format!(
+                                "stage '{}' is already in the scope of trycatch '{other}'",
+                                r.target
+                            ),
                         )
                         .with_stage(Some(&r.from_stage))
                         .with_hint("a stage belongs to one trycatch; nest trycatches instead"),
                     );
                     continue;
                 }
-                stages[to].scope = Some(ScopeMembership { trycatch: from, role });
+                stages[to].scope = Some(ScopeMembership {
+                    trycatch: from,
+                    role,
+                });
                 if let Control::TryCatch {
                     try_stages,
                     catch_stages,
@@ -469,7 +548,9 @@ fn wire_control(stages: &mut [Stage], cx: &CompileCx<'_>, index: &HashMap<String
             };
         }
         if s.component == "router" && s.control == Control::None {
-            s.control = Control::Router { targets: Vec::new() };
+            s.control = Control::Router {
+                targets: Vec::new(),
+            };
         }
     }
 }
@@ -507,7 +588,12 @@ fn check_template_refs_by_name(
         for r in &t.references {
             match &r.root {
                 RefRoot::Stage { id, .. } if !index.contains_key(id) => {
-                    problems.push(undefined_stage(t.path.clone(), t.stage.as_deref(), id, index));
+                    problems.push(undefined_stage(
+                        t.path.clone(),
+                        t.stage.as_deref(),
+                        id,
+                        index,
+                    ));
                 }
                 RefRoot::Secret(name) => check_secret(name, t, opts, problems),
                 RefRoot::Var(name) => check_var(name, t, problems),
@@ -517,7 +603,12 @@ fn check_template_refs_by_name(
     }
 }
 
-fn check_secret(name: &str, t: &crate::model::reader::TemplateUse, opts: &CompileOptions<'_>, problems: &mut Vec<Problem>) {
+fn check_secret(
+    name: &str,
+    t: &crate::model::reader::TemplateUse,
+    opts: &CompileOptions<'_>,
+    problems: &mut Vec<Problem>,
+) {
     if let Some(available) = opts.secret_available {
         if !available(name) {
             problems.push(
@@ -542,9 +633,13 @@ fn check_var(name: &str, t: &crate::model::reader::TemplateUse, problems: &mut V
         None => format!("available here: {}", available.join(", ")),
     };
     problems.push(
-        Problem::new("undefined_variable", t.path.clone(), format!("'{name}' is not defined in this template"))
-            .with_stage(t.stage.as_deref())
-            .with_hint(hint),
+        Problem::new(
+            "undefined_variable",
+            t.path.clone(),
+            format!("'{name}' is not defined in this template"),
+        )
+        .with_stage(t.stage.as_deref())
+        .with_hint(hint),
     );
 }
 
@@ -567,7 +662,12 @@ fn check_template_refs(
             match &r.root {
                 RefRoot::Stage { id, .. } => {
                     let Some(&target) = index.get(id) else {
-                        problems.push(undefined_stage(t.path.clone(), t.stage.as_deref(), id, index));
+                        problems.push(undefined_stage(
+                            t.path.clone(),
+                            t.stage.as_deref(),
+                            id,
+                            index,
+                        ));
                         continue;
                     };
                     // The pipeline's output is evaluated after every stage has settled.

@@ -125,7 +125,9 @@ impl Graph {
             }
             reach[node] = here;
         }
-        (0..stages).map(|i| std::mem::take(&mut reach[start(i)])).collect()
+        (0..stages)
+            .map(|i| std::mem::take(&mut reach[start(i)]))
+            .collect()
     }
 }
 

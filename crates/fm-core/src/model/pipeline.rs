@@ -35,7 +35,9 @@ pub struct InputSchema {
 
 impl std::fmt::Debug for InputSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InputSchema").field("raw", &self.raw).finish()
+        f.debug_struct("InputSchema")
+            .field("raw", &self.raw)
+            .finish()
     }
 }
 
@@ -92,7 +94,9 @@ pub enum ScopeRole {
 pub enum Control {
     None,
     /// Every stage named in any route or the default, as indexes.
-    Router { targets: Vec<usize> },
+    Router {
+        targets: Vec<usize>,
+    },
     TryCatch {
         try_stages: Vec<usize>,
         catch_stages: Vec<usize>,
@@ -156,7 +160,10 @@ pub struct RetryPolicy {
 pub enum Backoff {
     Fixed,
     /// delay * 2^(attempt-1), capped at `max_delay`, with "full jitter" on the upper half.
-    Exponential { max_delay: Duration, jitter: bool },
+    Exponential {
+        max_delay: Duration,
+        jitter: bool,
+    },
 }
 
 impl RetryPolicy {

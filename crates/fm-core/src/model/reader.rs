@@ -17,7 +17,9 @@ use crate::problem::{did_you_mean, Problem};
 pub enum StageRefRole {
     DependsOn,
     /// Named in a router's route (or its default); `route` is the route's index, `None` for default.
-    Route { route: Option<usize> },
+    Route {
+        route: Option<usize>,
+    },
     Try,
     Catch,
     Finally,
@@ -126,11 +128,19 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
     }
 
     /// The raw value under `key` or its first present alias. Two spellings at once is a problem.
-    pub fn raw(&mut self, key: &'static str, aliases: &[&'static str]) -> Option<(String, &'r Value)> {
+    pub fn raw(
+        &mut self,
+        key: &'static str,
+        aliases: &[&'static str],
+    ) -> Option<(String, &'r Value)> {
         self.lookup(key, aliases)
     }
 
-    fn lookup(&mut self, key: &'static str, aliases: &[&'static str]) -> Option<(String, &'r Value)> {
+    fn lookup(
+        &mut self,
+        key: &'static str,
+        aliases: &[&'static str],
+    ) -> Option<(String, &'r Value)> {
         self.known.push(key);
         self.canonical.push(key);
         self.known.extend_from_slice(aliases);
@@ -194,7 +204,11 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
         }
     }
 
-    pub fn required_string(&mut self, key: &'static str, aliases: &[&'static str]) -> Option<String> {
+    pub fn required_string(
+        &mut self,
+        key: &'static str,
+        aliases: &[&'static str],
+    ) -> Option<String> {
         if !self.has(key, aliases) {
             self.missing(key);
             return None;
@@ -257,7 +271,12 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
     }
 
     /// Like [`Self::stage_list`] for a value already in hand (e.g. the entries of a routes map).
-    pub fn stage_list_value(&mut self, path: &str, v: &Value, role: StageRefRole) -> Option<Vec<String>> {
+    pub fn stage_list_value(
+        &mut self,
+        path: &str,
+        v: &Value,
+        role: StageRefRole,
+    ) -> Option<Vec<String>> {
         let items: Vec<&Value> = match v {
             Value::Array(items) => items.iter().collect(),
             // A single id is accepted where a list is expected: FlowMason files do this.
@@ -291,7 +310,11 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
     }
 
     /// A config value compiled as a value template (any JSON; string leaves are templates).
-    pub fn value_template(&mut self, key: &'static str, aliases: &[&'static str]) -> Option<ValueTemplate> {
+    pub fn value_template(
+        &mut self,
+        key: &'static str,
+        aliases: &[&'static str],
+    ) -> Option<ValueTemplate> {
         let (path, v) = self.lookup(key, aliases)?;
         self.compile_value(&path, v)
     }
@@ -343,7 +366,9 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
     pub fn condition_value(&mut self, path: &str, v: &Value) -> Option<Template> {
         match v {
             Value::String(s) => self.compile_template(path, s, !s.contains("{{")),
-            Value::Bool(b) => self.compile_template(path, if *b { "{{true}}" } else { "{{false}}" }, false),
+            Value::Bool(b) => {
+                self.compile_template(path, if *b { "{{true}}" } else { "{{false}}" }, false)
+            }
             other => {
                 self.type_problem(path.to_owned(), "a condition (a template string)", other);
                 None
@@ -385,7 +410,11 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
     }
 
     /// A nested object reader (e.g. `retry`, a route). `None` (and a problem) if not an object.
-    pub fn object(&mut self, key: &'static str, aliases: &[&'static str]) -> Option<ConfigReader<'_, 'a>> {
+    pub fn object(
+        &mut self,
+        key: &'static str,
+        aliases: &[&'static str],
+    ) -> Option<ConfigReader<'_, 'a>> {
         let (path, v) = self.lookup(key, aliases)?;
         match v {
             Value::Object(map) => {
@@ -401,7 +430,11 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
     }
 
     /// A reader over an object found elsewhere (an array element, say), sharing this context.
-    pub fn nested<'m>(&'m mut self, map: &'m Map<String, Value>, path: String) -> ConfigReader<'m, 'a> {
+    pub fn nested<'m>(
+        &'m mut self,
+        map: &'m Map<String, Value>,
+        path: String,
+    ) -> ConfigReader<'m, 'a> {
         let stage = self.stage.clone();
         let extra = self.extra_vars;
         ConfigReader::new(map, path, stage.as_deref(), self.cx).with_extra_vars(extra)

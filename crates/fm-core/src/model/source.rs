@@ -32,7 +32,7 @@ impl Source {
     }
 
     /// Parses the text. A syntax error is one problem with its line and column.
-    pub fn parse(&self) -> Result<Value, Problem> {
+    pub fn parse(&self) -> Result<Value, Box<Problem>> {
         if self.is_yaml {
             serde_yaml_ng::from_str::<Value>(&self.text).map_err(|e| {
                 let mut p = Problem::new("syntax", "$", format!("YAML syntax error: {e}"));
@@ -40,7 +40,7 @@ impl Source {
                     p.line = Some(loc.line());
                     p.column = Some(loc.column());
                 }
-                p
+                Box::new(p)
             })
         } else {
             serde_json::from_str::<Value>(&self.text).map_err(|e| {
@@ -48,7 +48,7 @@ impl Source {
                     .with_hint("check for a missing comma, quote or bracket near that position");
                 p.line = Some(e.line());
                 p.column = Some(e.column());
-                p
+                Box::new(p)
             })
         }
     }
@@ -71,7 +71,10 @@ impl Source {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -213,7 +216,9 @@ fn skip_value(text: &str, start: usize) -> Option<usize> {
         }
         _ => {
             let mut p = start;
-            while p < bytes.len() && !matches!(bytes[p], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+            while p < bytes.len()
+                && !matches!(bytes[p], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+            {
                 p += 1;
             }
             Some(p)
@@ -227,7 +232,8 @@ mod tests {
 
     #[test]
     fn finds_nested_keys_and_indexes() {
-        let text = "{\n  \"stages\": [\n    {\"id\": \"a\"},\n    {\"id\": \"b\", \"confg\": {}}\n  ]\n}";
+        let text =
+            "{\n  \"stages\": [\n    {\"id\": \"a\"},\n    {\"id\": \"b\", \"confg\": {}}\n  ]\n}";
         let off = locate_json_path(text, "stages[1].confg").unwrap_or(0);
         assert_eq!(line_col(text, off), (4, 17));
         let off = locate_json_path(text, "stages[0].id").unwrap_or(0);

@@ -22,7 +22,11 @@ pub fn read_retry(r: &mut ConfigReader<'_, '_>) -> Option<RetryPolicy> {
 
     let max_attempts = match max_attempts {
         Some(0) => {
-            r.problem("invalid_value", format!("{path}.max_attempts"), "max_attempts must be at least 1");
+            r.problem(
+                "invalid_value",
+                format!("{path}.max_attempts"),
+                "max_attempts must be at least 1",
+            );
             1
         }
         Some(n) if n > 100 => {
@@ -39,7 +43,11 @@ pub fn read_retry(r: &mut ConfigReader<'_, '_>) -> Option<RetryPolicy> {
     };
     let delay = match (delay_s, delay_ms) {
         (Some(_), Some(_)) => {
-            r.problem("conflicting_keys", path.clone(), "give delay_seconds or delay_ms, not both");
+            r.problem(
+                "conflicting_keys",
+                path.clone(),
+                "give delay_seconds or delay_ms, not both",
+            );
             Duration::ZERO
         }
         (Some(s), None) if s >= 0.0 && s.is_finite() && s < 86_400.0 => Duration::from_secs_f64(s),
@@ -62,7 +70,9 @@ pub fn read_retry(r: &mut ConfigReader<'_, '_>) -> Option<RetryPolicy> {
         },
         Some(other) => {
             let hint = did_you_mean(other, ["fixed", "exponential"])
-                .map_or("use 'fixed' or 'exponential'".to_owned(), |s| format!("did you mean '{s}'?"));
+                .map_or("use 'fixed' or 'exponential'".to_owned(), |s| {
+                    format!("did you mean '{s}'?")
+                });
             r.problem_with_hint(
                 "invalid_value",
                 format!("{path}.backoff"),
@@ -113,8 +123,15 @@ pub fn read_trigger(r: &mut ConfigReader<'_, '_>) -> Trigger {
     Trigger::parse(&s).unwrap_or_else(|| {
         let path = r.key_path("trigger");
         let hint = did_you_mean(&s, Trigger::NAMES)
-            .map_or(format!("one of: {}", Trigger::NAMES.join(", ")), |x| format!("did you mean '{x}'?"));
-        r.problem_with_hint("invalid_value", path, format!("unknown trigger '{s}'"), hint);
+            .map_or(format!("one of: {}", Trigger::NAMES.join(", ")), |x| {
+                format!("did you mean '{x}'?")
+            });
+        r.problem_with_hint(
+            "invalid_value",
+            path,
+            format!("unknown trigger '{s}'"),
+            hint,
+        );
         Trigger::default()
     })
 }

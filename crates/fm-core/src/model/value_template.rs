@@ -68,7 +68,10 @@ impl ValueTemplate {
             ValueTemplate::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    out.push(item.render(scope).map_err(|e| prefix(e, &format!("[{i}]")))?);
+                    out.push(
+                        item.render(scope)
+                            .map_err(|e| prefix(e, &format!("[{i}]")))?,
+                    );
                 }
                 Ok(Value::Array(out))
             }
