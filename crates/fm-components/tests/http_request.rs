@@ -426,6 +426,21 @@ async fn dns_failure_is_named() {
 }
 
 #[tokio::test]
+async fn tls_failure_is_named() {
+    // https:// to a server that speaks plain HTTP: the handshake fails.
+    let srv = serve(|_, _| Reply::text(200, "plain")).await;
+    let rec = run(
+        stage(json!({"url": format!("https://127.0.0.1:{}/x", srv.port), "timeout": 5000})),
+        Opts::default(),
+    )
+    .await;
+    let msg = error_message(&rec, "call");
+    assert_eq!(error_kind(&rec, "call"), ErrorKind::Tls, "{msg}");
+    assert!(msg.contains(&format!("TLS with 127.0.0.1:{} failed", srv.port)), "{msg}");
+    assert!(!rec.stage("call").unwrap().error.as_ref().unwrap().retryable);
+}
+
+#[tokio::test]
 async fn interpolated_path_values_cannot_change_the_path() {
     let srv = serve(|_, _| Reply::text(200, "ok")).await;
     for (hostile, expected) in [

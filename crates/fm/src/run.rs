@@ -8,7 +8,7 @@ use fm_core::{CancelSignal, RunOptions, RunStatus, SecretSource};
 
 use crate::cli::{RunArgs, When};
 use crate::input::{apply_set, read_input};
-use crate::validate::{load_pipeline, render_problems, LoadFailure};
+use crate::validate::{load_pipeline_with, render_problems, LoadFailure};
 
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut secrets = match &args.secrets {
@@ -26,7 +26,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         None => None,
     };
 
-    let (pipeline, _source) = match load_pipeline(&args.pipeline, Some(&secrets)) {
+    let mut llm_env = fm_components::LlmEnv::from_process_env();
+    if sandbox.is_some() {
+        // The model is the sandbox's simulated one, whatever the environment says.
+        llm_env.provider = Some("openai".into());
+        llm_env.openai_api_key = secrets.get("OPENAI_API_KEY");
+        llm_env.openai_base_url = secrets.get("OPENAI_BASE_URL");
+    }
+    let (pipeline, _source) = match load_pipeline_with(&args.pipeline, Some(&secrets), llm_env) {
         Ok(x) => x,
         Err(LoadFailure::Unreadable(msg)) => {
             eprintln!("error: {msg}");

@@ -13,9 +13,19 @@ pub fn load_pipeline(
     path: &Path,
     secrets: Option<&SecretSource>,
 ) -> Result<(fm_core::Pipeline, Source), LoadFailure> {
+    load_pipeline_with(path, secrets, fm_components::LlmEnv::from_process_env())
+}
+
+/// [`load_pipeline`] with the generator's provider settings given (`--sandbox` points them at
+/// the simulated model).
+pub fn load_pipeline_with(
+    path: &Path,
+    secrets: Option<&SecretSource>,
+    llm_env: fm_components::LlmEnv,
+) -> Result<(fm_core::Pipeline, Source), LoadFailure> {
     let source = Source::read(path)
         .map_err(|e| LoadFailure::Unreadable(format!("cannot read {}: {e}", path.display())))?;
-    let registry = fm_components::builtin_registry();
+    let registry = fm_components::registry_with(llm_env);
     let check = |name: &str| secrets.is_some_and(|s| s.has(name));
     let opts = CompileOptions {
         registry: &registry,

@@ -94,15 +94,31 @@ pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
     chain(e).join(": ")
 }
 
-fn io_kind(e: &(dyn StdError + 'static)) -> Option<std::io::ErrorKind> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+/// Every error in the chain. `io::Error::source` skips the error it wraps (and io errors nest),
+/// so wrapped errors are followed through `get_ref` instead.
+fn nodes<'e>(e: &'e (dyn StdError + 'static)) -> Vec<&'e (dyn StdError + 'static)> {
+    let mut out = Vec::new();
+    let mut cur: Option<&'e (dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        cur = err.source();
+        out.push(err);
+        cur = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &'e (dyn StdError + 'static)),
+            None => err.source(),
+        };
     }
-    None
+    out
+}
+
+fn is_tls(e: &(dyn StdError + 'static)) -> bool {
+    nodes(e).iter().any(|n| n.is::<rustls::Error>())
+}
+
+fn io_kinds(e: &(dyn StdError + 'static)) -> Vec<std::io::ErrorKind> {
+    nodes(e)
+        .iter()
+        .filter_map(|n| n.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+        .collect()
 }
 
 /// `host:port` as written in messages.
@@ -133,7 +149,7 @@ pub(crate) fn transport_error(
             format!("{what}: no answer within {} ms", timeout.as_millis()),
         );
     }
-    if io_kind(e) == Some(std::io::ErrorKind::ConnectionRefused)
+    if io_kinds(e).contains(&std::io::ErrorKind::ConnectionRefused)
         || all.contains("connection refused")
     {
         return StageError::new(
@@ -153,7 +169,8 @@ pub(crate) fn transport_error(
         );
     }
     if url.scheme() == "https"
-        && (all.contains("certificate")
+        && (is_tls(e)
+            || all.contains("certificate")
             || all.contains("tls")
             || all.contains("handshake")
             || all.contains("rustls")
