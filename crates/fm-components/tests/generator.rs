@@ -94,7 +94,10 @@ async fn openai_request_shape_and_fields_at_top_level() {
     let seen = srv.only();
     assert_eq!(seen.method, "POST");
     assert_eq!(seen.path, "/v1/chat/completions");
-    assert_eq!(seen.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
     assert_eq!(seen.header("content-type"), Some("application/json"));
     assert_eq!(
         seen.json(),
@@ -113,7 +116,10 @@ async fn openai_request_shape_and_fields_at_top_level() {
     assert_eq!(out["json"]["issue_type"], "OOM");
     assert_eq!(out["model"], "gpt-4-0613");
     assert_eq!(out["provider"], "openai");
-    assert_eq!(out["usage"], json!({"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}));
+    assert_eq!(
+        out["usage"],
+        json!({"input_tokens": 10, "output_tokens": 5, "total_tokens": 15})
+    );
     // The reply's fields, without replacing the generator's own keys.
     assert_eq!(out["issue_type"], "OOM");
     assert_eq!(out["root_cause"], "leak");
@@ -126,7 +132,10 @@ async fn openai_response_formats() {
     let srv = serve(|s, _| {
         let body = s.json();
         if body["response_format"]["type"] == "json_schema" {
-            Reply::json(200, chat("{\"issue_type\": \"OOM\", \"confidence\": \"high\"}"))
+            Reply::json(
+                200,
+                chat("{\"issue_type\": \"OOM\", \"confidence\": \"high\"}"),
+            )
         } else {
             Reply::json(200, chat("{\"ok\": true}"))
         }
@@ -153,7 +162,10 @@ async fn openai_response_formats() {
     let j = by_format(Some("json_object"));
     // JSON mode needs the word JSON in the messages: a system message says it.
     assert_eq!(j["messages"][0]["role"], "system");
-    assert!(j["messages"][0]["content"].as_str().unwrap().contains("JSON"));
+    assert!(j["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("JSON"));
     let s = by_format(Some("json_schema"));
     assert_eq!(
         s["response_format"],
@@ -194,15 +206,24 @@ async fn anthropic_request_shape_and_fenced_json() {
     assert_eq!(body["model"], "claude-3-5-sonnet-latest");
     assert_eq!(body["max_tokens"], 1024);
     assert_eq!(body["temperature"], 0.3);
-    assert_eq!(body["messages"], json!([{"role": "user", "content": "Triage api"}]));
+    assert_eq!(
+        body["messages"],
+        json!([{"role": "user", "content": "Triage api"}])
+    );
     let system = body["system"].as_str().unwrap();
-    assert!(system.starts_with("You are an SRE.") && system.contains("only a JSON object"), "{system}");
+    assert!(
+        system.starts_with("You are an SRE.") && system.contains("only a JSON object"),
+        "{system}"
+    );
     assert!(body.get("response_format").is_none());
 
     let out = output(&rec, "analyze");
     assert_eq!(out["provider"], "anthropic");
     assert_eq!(out["model"], "claude-3-5-sonnet-20241022");
-    assert_eq!(out["usage"], json!({"input_tokens": 12, "output_tokens": 7, "total_tokens": 19}));
+    assert_eq!(
+        out["usage"],
+        json!({"input_tokens": 12, "output_tokens": 7, "total_tokens": 19})
+    );
     assert_eq!(out["issue_type"], "connection_pool_exhausted");
     assert_eq!(out["json"]["confidence"], "medium");
     assert_no_key(&rec);
@@ -220,12 +241,21 @@ async fn anthropic_schema_is_put_in_the_system_prompt() {
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
     let body = srv.only().json();
     assert_eq!(body["max_tokens"], 50);
-    assert!(body["system"].as_str().unwrap().contains("\"required\":[\"issue_type\"]"));
+    assert!(body["system"]
+        .as_str()
+        .unwrap()
+        .contains("\"required\":[\"issue_type\"]"));
 }
 
 #[tokio::test]
 async fn text_reply_without_json() {
-    let srv = serve(|_, _| Reply::json(200, chat("## Postmortem\n\nThe service ran out of memory {maybe}."))).await;
+    let srv = serve(|_, _| {
+        Reply::json(
+            200,
+            chat("## Postmortem\n\nThe service ran out of memory {maybe}."),
+        )
+    })
+    .await;
     let rec = run(
         gen(json!({"model": "gpt-4", "prompt": "Create postmortem"})),
         Opts::default().registry(registry(openai_env(&srv.base))),
@@ -234,7 +264,10 @@ async fn text_reply_without_json() {
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
     let out = output(&rec, "analyze");
     assert_eq!(out["json"], Value::Null);
-    assert!(out["content"].as_str().unwrap().starts_with("## Postmortem"));
+    assert!(out["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("## Postmortem"));
     assert_eq!(
         out.as_object().unwrap().keys().collect::<Vec<_>>(),
         ["content", "json", "model", "provider", "usage"]
@@ -252,7 +285,10 @@ async fn json_embedded_in_prose_is_found() {
         Opts::default().registry(registry(openai_env(&srv.base))),
     )
     .await;
-    assert_eq!(output(&rec, "analyze")["issue_type"], "connection_pool_exhausted");
+    assert_eq!(
+        output(&rec, "analyze")["issue_type"],
+        "connection_pool_exhausted"
+    );
 }
 
 #[tokio::test]
@@ -267,14 +303,24 @@ async fn json_format_with_prose_reply_fails() {
     assert_eq!(error_kind(&rec, "analyze"), ErrorKind::InvalidResponse);
     let err = rec.stage("analyze").unwrap().error.clone().unwrap();
     assert!(err.retryable);
-    assert!(err.message.contains("not JSON: I think it is a memory leak."), "{}", err.message);
+    assert!(
+        err.message
+            .contains("not JSON: I think it is a memory leak."),
+        "{}",
+        err.message
+    );
     // What the model said is kept for whoever reads the record.
-    assert_eq!(output(&rec, "analyze")["content"], "I think it is a memory leak.");
+    assert_eq!(
+        output(&rec, "analyze")["content"],
+        "I think it is a memory leak."
+    );
 }
 
 #[tokio::test]
 async fn schema_violation_fails_with_the_reason() {
-    let srv = serve(|_, _| Reply::json(200, chat("{\"issue_type\": 42, \"confidence\": \"high\"}"))).await;
+    let srv =
+        serve(|_, _| Reply::json(200, chat("{\"issue_type\": 42, \"confidence\": \"high\"}")))
+            .await;
     let schema = json!({"type": "object", "required": ["issue_type", "root_cause"],
                         "properties": {"issue_type": {"type": "string"}}});
     let rec = run(
@@ -284,16 +330,25 @@ async fn schema_violation_fails_with_the_reason() {
     .await;
     assert_eq!(error_kind(&rec, "analyze"), ErrorKind::InvalidResponse);
     let msg = error_message(&rec, "analyze");
-    assert!(msg.contains("does not match the response_format schema"), "{msg}");
-    assert!(msg.contains("root_cause") && msg.contains("at /issue_type"), "{msg}");
+    assert!(
+        msg.contains("does not match the response_format schema"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("root_cause") && msg.contains("at /issue_type"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn rate_limit_honours_retry_after_then_succeeds() {
     let srv = serve(|_, i| {
         if i == 0 {
-            Reply::json(429, json!({"error": {"message": "Rate limit reached for gpt-4", "type": "requests"}}))
-                .header("retry-after", "1")
+            Reply::json(
+                429,
+                json!({"error": {"message": "Rate limit reached for gpt-4", "type": "requests"}}),
+            )
+            .header("retry-after", "1")
         } else {
             Reply::json(200, chat("{\"issue_type\": \"OOM\"}"))
         }
@@ -306,13 +361,18 @@ async fn rate_limit_honours_retry_after_then_succeeds() {
     )
     .await;
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
-    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(srv.seen().len(), 2);
     // One stage attempt: the retry happened inside the component.
     assert_eq!(rec.stage("analyze").unwrap().attempts, 1);
     let warn = rec.logs.iter().find(|l| l.level == LogLevel::Warn).unwrap();
     assert!(
-        warn.message.contains("openai answered 429 Too Many Requests: Rate limit reached for gpt-4")
+        warn.message
+            .contains("openai answered 429 Too Many Requests: Rate limit reached for gpt-4")
             && warn.message.contains("trying again in 1000 ms"),
         "{}",
         warn.message
@@ -336,7 +396,13 @@ async fn anthropic_overloaded_is_retried() {
     .await;
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
     assert_eq!(srv.seen().len(), 3);
-    assert_eq!(rec.logs.iter().filter(|l| l.level == LogLevel::Warn).count(), 2);
+    assert_eq!(
+        rec.logs
+            .iter()
+            .filter(|l| l.level == LogLevel::Warn)
+            .count(),
+        2
+    );
     assert_eq!(output(&rec, "analyze")["content"], "fine");
 }
 
@@ -359,7 +425,13 @@ async fn server_error_fails_with_the_provider_message() {
         "openai answered 500 Internal Server Error: The server had an error while processing your request. (gave up after 4 tries)"
     );
     assert_eq!(srv.seen().len(), 4);
-    assert_eq!(rec.logs.iter().filter(|l| l.level == LogLevel::Warn).count(), 3);
+    assert_eq!(
+        rec.logs
+            .iter()
+            .filter(|l| l.level == LogLevel::Warn)
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -380,7 +452,12 @@ async fn client_errors_are_not_retried_and_the_key_is_masked() {
     let err = rec.stage("analyze").unwrap().error.clone().unwrap();
     assert_eq!(err.kind, ErrorKind::Provider);
     assert!(!err.retryable);
-    assert!(err.message.starts_with("openai answered 401 Unauthorized: Incorrect API key provided: ***."), "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("openai answered 401 Unauthorized: Incorrect API key provided: ***."),
+        "{}",
+        err.message
+    );
     assert_no_key(&rec);
 }
 
@@ -403,11 +480,17 @@ async fn malformed_and_empty_replies_fail() {
     .await;
     for id in ["not-json", "no-choices", "empty"] {
         assert_eq!(error_kind(&rec, id), ErrorKind::InvalidResponse, "{id}");
-        assert!(rec.stage(id).unwrap().error.as_ref().unwrap().retryable, "{id}");
+        assert!(
+            rec.stage(id).unwrap().error.as_ref().unwrap().retryable,
+            "{id}"
+        );
     }
     assert!(error_message(&rec, "not-json").contains("answer is not JSON: <html>gateway</html>"));
     assert!(error_message(&rec, "no-choices").contains("no choices[0]"));
-    assert_eq!(error_message(&rec, "empty"), "openai returned an empty reply (stop reason: length)");
+    assert_eq!(
+        error_message(&rec, "empty"),
+        "openai returned an empty reply (stop reason: length)"
+    );
 }
 
 #[tokio::test]
@@ -420,7 +503,10 @@ async fn slow_provider_times_out() {
     .await;
     assert_eq!(error_kind(&rec, "analyze"), ErrorKind::Timeout);
     let msg = error_message(&rec, "analyze");
-    assert!(msg.starts_with("openai (POST ") && msg.ends_with("no answer within 200 ms"), "{msg}");
+    assert!(
+        msg.starts_with("openai (POST ") && msg.ends_with("no answer within 200 ms"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -430,7 +516,12 @@ async fn no_provider_fails_before_the_run() {
         Opts::default().registry(registry(LlmEnv::default())),
     );
     assert!(msg.contains("stage 'analyze' cannot run"), "{msg}");
-    assert!(msg.contains("OPENAI_API_KEY") && msg.contains("ANTHROPIC_API_KEY") && msg.contains("--sandbox"), "{msg}");
+    assert!(
+        msg.contains("OPENAI_API_KEY")
+            && msg.contains("ANTHROPIC_API_KEY")
+            && msg.contains("--sandbox"),
+        "{msg}"
+    );
     let msg = start_error(
         gen(json!({"provider": "anthropic", "model": "claude", "prompt": "p"})),
         Opts::default().registry(registry(LlmEnv {
@@ -462,7 +553,9 @@ async fn generators_run_in_dry_runs() {
     let srv = serve(|_, _| Reply::json(200, chat("ok"))).await;
     let rec = run(
         gen(json!({"model": "gpt-4", "prompt": "p"})),
-        Opts::default().dry_run().registry(registry(openai_env(&srv.base))),
+        Opts::default()
+            .dry_run()
+            .registry(registry(openai_env(&srv.base))),
     )
     .await;
     assert_eq!(rec.status, RunStatus::Succeeded);
@@ -489,5 +582,8 @@ async fn config_problems() {
     assert_eq!(find("c").code, "missing_key");
     assert!(find("d").message.contains("between 0 and 2"));
     assert_eq!(find("e").code, "invalid_schema");
-    assert_eq!(find("f").hint.as_deref(), Some("did you mean 'max_tokens'?"));
+    assert_eq!(
+        find("f").hint.as_deref(),
+        Some("did you mean 'max_tokens'?")
+    );
 }

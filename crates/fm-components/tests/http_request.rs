@@ -44,7 +44,10 @@ async fn get_with_query_params_and_headers() {
     );
     assert_eq!(seen.header("x-service"), Some("payment-service"));
     assert_eq!(seen.header("accept"), Some("application/json"));
-    assert_eq!(seen.header("user-agent"), Some(concat!("fm/", env!("CARGO_PKG_VERSION"))));
+    assert_eq!(
+        seen.header("user-agent"),
+        Some(concat!("fm/", env!("CARGO_PKG_VERSION")))
+    );
     assert_eq!(seen.header("content-type"), None);
 
     let out = output(&rec, "call");
@@ -55,7 +58,10 @@ async fn get_with_query_params_and_headers() {
     assert_eq!(out["headers"]["content-type"], "application/json");
     assert!(out["elapsed_ms"].is_u64());
     let url = out["url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/deployments?service=payment-service", srv.base)), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/deployments?service=payment-service", srv.base)),
+        "{url}"
+    );
 }
 
 #[tokio::test]
@@ -82,10 +88,22 @@ async fn post_json_body_keeps_types_and_content_type() {
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
     let seen = srv.seen();
     let patch = seen.iter().find(|s| s.method == "PATCH").unwrap();
-    assert_eq!(patch.path, "/apis/apps/v1/namespaces/production/deployments/payment-service/scale");
-    assert_eq!(patch.header("authorization"), Some("Bearer k8s-secret-token"));
-    assert_eq!(patch.header("content-type"), Some("application/strategic-merge-patch+json"));
-    assert_eq!(patch.json(), json!({"spec": {"replicas": 3}, "note": "scale payment-service"}));
+    assert_eq!(
+        patch.path,
+        "/apis/apps/v1/namespaces/production/deployments/payment-service/scale"
+    );
+    assert_eq!(
+        patch.header("authorization"),
+        Some("Bearer k8s-secret-token")
+    );
+    assert_eq!(
+        patch.header("content-type"),
+        Some("application/strategic-merge-patch+json")
+    );
+    assert_eq!(
+        patch.json(),
+        json!({"spec": {"replicas": 3}, "note": "scale payment-service"})
+    );
     let post = seen.iter().find(|s| s.method == "POST").unwrap();
     assert_eq!(post.header("content-type"), Some("application/json"));
     assert_eq!(post.json(), json!(["payment-service", 1, null]));
@@ -109,8 +127,14 @@ async fn form_body_is_urlencoded() {
     .await;
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
     let seen = srv.only();
-    assert_eq!(seen.header("content-type"), Some("application/x-www-form-urlencoded"));
-    assert_eq!(seen.text(), "grant_type=client_credentials&scope=read&scope=write+all&who=a%26b%3Dc&n=2");
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        seen.text(),
+        "grant_type=client_credentials&scope=read&scope=write+all&who=a%26b%3Dc&n=2"
+    );
     assert_eq!(output(&rec, "call")["body"], "ok");
 }
 
@@ -146,13 +170,21 @@ async fn answer_bodies_json_text_and_mislabelled() {
         "/text" => Reply::text(200, "{\"looks\": \"like json\"}"),
         "/bare" => Reply::bare(200, "just words"),
         "/bad-json" => Reply::bare(200, "not json").header("content-type", "application/json"),
-        "/problem" => Reply::bare(200, "{\"a\":1}").header("content-type", "application/problem+json"),
+        "/problem" => {
+            Reply::bare(200, "{\"a\":1}").header("content-type", "application/problem+json")
+        }
         _ => Reply::bare(204, ""),
     })
     .await;
     let st = |id: &str| json!({"id": id, "component": "http_request", "config": {"url": format!("{{{{input.base}}}}/{id}")}});
     let rec = run(
-        json!([st("text"), st("bare"), st("bad-json"), st("problem"), st("empty")]),
+        json!([
+            st("text"),
+            st("bare"),
+            st("bad-json"),
+            st("problem"),
+            st("empty")
+        ]),
         Opts::default().input(json!({"base": srv.base})),
     )
     .await;
@@ -189,7 +221,11 @@ async fn method_from_a_template_and_head() {
     assert!(seen.iter().any(|s| s.method == "HEAD" && s.path == "/h"));
     assert_eq!(output(&rec, "h")["body"], "");
     assert_eq!(error_kind(&rec, "bad"), ErrorKind::Config);
-    assert!(error_message(&rec, "bad").contains("'FETCH'"), "{}", error_message(&rec, "bad"));
+    assert!(
+        error_message(&rec, "bad").contains("'FETCH'"),
+        "{}",
+        error_message(&rec, "bad")
+    );
     assert!(!seen.iter().any(|s| s.path == "/b"));
 }
 
@@ -208,8 +244,7 @@ async fn config_problems_are_reported_at_load() {
         {"id": "j", "component": "http_request", "config": {"url": "http://h/x", "max_body_bytes": 0}}
     ]));
     let find = |stage: &str| {
-        problems_for(&ps, stage)
-            .unwrap_or_else(|| panic!("no problem for stage {stage}: {ps:#?}"))
+        problems_for(&ps, stage).unwrap_or_else(|| panic!("no problem for stage {stage}: {ps:#?}"))
     };
     let a = find("a");
     assert_eq!(a.code, "unknown_key");
@@ -233,7 +268,10 @@ fn problems_for<'a>(ps: &'a [fm_core::Problem], stage: &str) -> Option<&'a fm_co
 async fn expect_status_accepts_and_rejects() {
     let srv = serve(|s, _| match s.path.as_str() {
         "/missing" => Reply::json(404, json!({"error": "no such thing"})),
-        _ => Reply::json(400, json!({"status": "invalid event", "errors": ["routing_key is invalid"]})),
+        _ => Reply::json(
+            400,
+            json!({"status": "invalid event", "errors": ["routing_key is invalid"]}),
+        ),
     })
     .await;
     let rec = run(
@@ -270,16 +308,30 @@ async fn expect_status_accepts_and_rejects() {
     // The answer is kept in the record.
     assert_eq!(output(&rec, "bad")["status_code"], 400);
     assert_eq!(output(&rec, "bad")["body"]["status"], "invalid event");
-    assert!(error_message(&rec, "strict").ends_with("(expected 200)"), "{}", error_message(&rec, "strict"));
+    assert!(
+        error_message(&rec, "strict").ends_with("(expected 200)"),
+        "{}",
+        error_message(&rec, "strict")
+    );
 }
 
 #[tokio::test]
 async fn long_error_bodies_are_clipped_in_the_message() {
     let long = "x".repeat(1000);
     let srv = serve(move |_, _| Reply::text(500, &long)).await;
-    let rec = run(stage(json!({"url": "{{input.base}}/boom"})), Opts::default().input(json!({"base": srv.base}))).await;
+    let rec = run(
+        stage(json!({"url": "{{input.base}}/boom"})),
+        Opts::default().input(json!({"base": srv.base})),
+    )
+    .await;
     let msg = error_message(&rec, "call");
-    assert!(msg.starts_with(&format!("GET {}/boom answered 500 Internal Server Error: xxx", srv.base)), "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "GET {}/boom answered 500 Internal Server Error: xxx",
+            srv.base
+        )),
+        "{msg}"
+    );
     assert!(msg.ends_with("x…"), "{msg}");
     assert!(msg.len() < 400, "{}", msg.len());
     assert_eq!(output(&rec, "call")["body"].as_str().unwrap().len(), 1000);
@@ -287,7 +339,14 @@ async fn long_error_bodies_are_clipped_in_the_message() {
 
 #[tokio::test]
 async fn retry_condition_sees_status_code_and_recovers() {
-    let srv = serve(|_, i| if i < 2 { Reply::text(503, "warming up") } else { Reply::json(200, json!({"status": "healthy"})) }).await;
+    let srv = serve(|_, i| {
+        if i < 2 {
+            Reply::text(503, "warming up")
+        } else {
+            Reply::json(200, json!({"status": "healthy"}))
+        }
+    })
+    .await;
     let rec = run(
         json!({"id": "verify-health", "component": "http_request",
                "retry": {"max_attempts": 3, "delay_ms": 10, "condition": "{{output.status_code != 200}}"},
@@ -304,7 +363,14 @@ async fn retry_condition_sees_status_code_and_recovers() {
 
 #[tokio::test]
 async fn retry_inside_config_as_the_reference_writes_it() {
-    let srv = serve(|_, i| if i < 1 { Reply::text(503, "down") } else { Reply::text(200, "up") }).await;
+    let srv = serve(|_, i| {
+        if i < 1 {
+            Reply::text(503, "down")
+        } else {
+            Reply::text(200, "up")
+        }
+    })
+    .await;
     let rec = run(
         stage(json!({"url": "{{input.base}}/health", "timeout": 10000,
                      "retry": {"max_attempts": 6, "delay_ms": 5, "condition": "{{output.status_code != 200}}"}})),
@@ -331,7 +397,10 @@ async fn retry_condition_never_satisfied_fails_clearly() {
     assert_eq!(s.status, StageStatus::Failed);
     assert_eq!(s.attempts, 3);
     let msg = error_message(&rec, "call");
-    assert!(msg.contains("answered 503 Service Unavailable: still down"), "{msg}");
+    assert!(
+        msg.contains("answered 503 Service Unavailable: still down"),
+        "{msg}"
+    );
     assert!(msg.contains("gave up after 3 attempts"), "{msg}");
     assert_eq!(output(&rec, "call")["status_code"], 503);
     assert_eq!(srv.seen().len(), 3);
@@ -342,7 +411,8 @@ async fn retryable_statuses_and_retry_after() {
     let srv = serve(|s, _| match s.path.as_str() {
         "/slow-down" => Reply::text(429, "rate limited").header("Retry-After", "7"),
         "/date" => {
-            let when = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+            let when =
+                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
             Reply::text(503, "maintenance").header("Retry-After", &when)
         }
         "/timeout" => Reply::text(408, "too slow"),
@@ -379,7 +449,10 @@ async fn timeouts_in_ms_and_as_text() {
     )
     .await;
     assert_eq!(error_kind(&rec, "ms"), ErrorKind::Timeout);
-    assert_eq!(error_message(&rec, "ms"), format!("GET {}/a: no answer within 200 ms", srv.base));
+    assert_eq!(
+        error_message(&rec, "ms"),
+        format!("GET {}/a: no answer within 200 ms", srv.base)
+    );
     assert_eq!(error_kind(&rec, "text"), ErrorKind::Timeout);
     assert!(error_message(&rec, "text").ends_with("no answer within 300 ms"));
     assert!(rec.stage("ms").unwrap().error.as_ref().unwrap().retryable);
@@ -436,7 +509,10 @@ async fn tls_failure_is_named() {
     .await;
     let msg = error_message(&rec, "call");
     assert_eq!(error_kind(&rec, "call"), ErrorKind::Tls, "{msg}");
-    assert!(msg.contains(&format!("TLS with 127.0.0.1:{} failed", srv.port)), "{msg}");
+    assert!(
+        msg.contains(&format!("TLS with 127.0.0.1:{} failed", srv.port)),
+        "{msg}"
+    );
     assert!(!rec.stage("call").unwrap().error.as_ref().unwrap().retryable);
 }
 
@@ -444,7 +520,10 @@ async fn tls_failure_is_named() {
 async fn interpolated_path_values_cannot_change_the_path() {
     let srv = serve(|_, _| Reply::text(200, "ok")).await;
     for (hostile, expected) in [
-        ("../../api/v1/secrets", "/deployments/..%2F..%2Fapi%2Fv1%2Fsecrets/scale"),
+        (
+            "../../api/v1/secrets",
+            "/deployments/..%2F..%2Fapi%2Fv1%2Fsecrets/scale",
+        ),
         ("x?y#z", "/deployments/x%3Fy%23z/scale"),
         ("a b", "/deployments/a%20b/scale"),
         ("100%", "/deployments/100%25/scale"),
@@ -469,7 +548,10 @@ async fn interpolated_path_values_cannot_change_the_path() {
     .await;
     assert_eq!(error_kind(&rec, "call"), ErrorKind::Config);
     assert_eq!(srv.seen().len(), before);
-    assert!(srv.seen().iter().all(|s| !s.path.starts_with("/api/v1/secrets")));
+    assert!(srv
+        .seen()
+        .iter()
+        .all(|s| !s.path.starts_with("/api/v1/secrets")));
 }
 
 #[tokio::test]
@@ -481,7 +563,10 @@ async fn interpolated_query_values_are_encoded() {
     )
     .await;
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
-    assert_eq!(srv.only().query.as_deref(), Some("q=a%26b%3Dc%20%23d&n=1&extra=a%26b%3Dc+%23d"));
+    assert_eq!(
+        srv.only().query.as_deref(),
+        Some("q=a%26b%3Dc%20%23d&n=1&extra=a%26b%3Dc+%23d")
+    );
 }
 
 #[tokio::test]
@@ -509,18 +594,26 @@ async fn a_secret_base_url_is_used_as_is() {
     let srv = serve(|_, _| Reply::text(200, "ok")).await;
     let hook = format!("{}/slack/webhook/T000/B000/XXXX", srv.base);
     let rec = run(
-        stage(json!({"url": "{{secrets.SLACK_WEBHOOK}}", "method": "POST", "body": {"text": "hi"}})),
+        stage(
+            json!({"url": "{{secrets.SLACK_WEBHOOK}}", "method": "POST", "body": {"text": "hi"}}),
+        ),
         Opts::default().secret("SLACK_WEBHOOK", &hook),
     )
     .await;
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
     assert_eq!(srv.only().path, "/slack/webhook/T000/B000/XXXX");
-    assert!(!serde_json::to_string(&rec).unwrap().contains("T000/B000/XXXX"));
+    assert!(!serde_json::to_string(&rec)
+        .unwrap()
+        .contains("T000/B000/XXXX"));
 }
 
 #[tokio::test]
 async fn bad_rendered_url_is_a_config_error() {
-    let rec = run(stage(json!({"url": "{{input.base}}/x"})), Opts::default().input(json!({"base": "payment-service"}))).await;
+    let rec = run(
+        stage(json!({"url": "{{input.base}}/x"})),
+        Opts::default().input(json!({"base": "payment-service"})),
+    )
+    .await;
     assert_eq!(error_kind(&rec, "call"), ErrorKind::Config);
     let msg = error_message(&rec, "call");
     assert!(msg.contains("'payment-service/x' is not valid"), "{msg}");
@@ -545,7 +638,9 @@ async fn body_cap_is_reported_never_silent() {
     assert_eq!(out["body_truncated"], true);
     assert_eq!(out["body_bytes"], 5000);
     assert!(
-        rec.warnings.iter().any(|w| w.stage.as_deref() == Some("capped") && w.message.contains("max_body_bytes")),
+        rec.warnings
+            .iter()
+            .any(|w| w.stage.as_deref() == Some("capped") && w.message.contains("max_body_bytes")),
         "{:#?}",
         rec.warnings
     );
@@ -588,11 +683,16 @@ async fn dry_run_describes_mutations_and_sends_reads() {
     assert_eq!(req["headers"]["x-api-key"], "***");
     assert_eq!(req["headers"]["x-trace"], "t1");
     assert_eq!(req["headers"]["content-type"], "application/json");
-    assert_eq!(req["body"], json!({"routing_key": "rk", "summary": "[NEEDS HUMAN] OOM"}));
+    assert_eq!(
+        req["body"],
+        json!({"routing_key": "rk", "summary": "[NEEDS HUMAN] OOM"})
+    );
     assert!(rec
         .logs
         .iter()
-        .any(|l| l.stage.as_deref() == Some("escalate") && l.message.starts_with("dry run: POST ") && l.message.ends_with("not sent")));
+        .any(|l| l.stage.as_deref() == Some("escalate")
+            && l.message.starts_with("dry run: POST ")
+            && l.message.ends_with("not sent")));
     let text = serde_json::to_string(&rec).unwrap();
     assert!(!text.contains("pd-token-value") && !text.contains("literal-key"));
 }
@@ -612,7 +712,10 @@ async fn redirects_followed_limited_or_not() {
     let st = |id: &str, extra: Value| {
         let mut config = json!({"url": format!("{{{{input.base}}}}/{}", id.split('-').next().unwrap()), "method": "POST", "body": {"a": 1},
                                 "headers": {"Authorization": "Bearer abc"}});
-        config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         json!({"id": id, "component": "http_request", "on_error": "continue", "config": config})
     };
     let rec = run(
@@ -621,7 +724,10 @@ async fn redirects_followed_limited_or_not() {
             st("keep", json!({})),
             st("away", json!({})),
             st("loop", json!({})),
-            st("old-nofollow", json!({"follow_redirects": false, "expect_status": 302}))
+            st(
+                "old-nofollow",
+                json!({"follow_redirects": false, "expect_status": 302})
+            )
         ]),
         Opts::default().input(json!({"base": srv.base})),
     )
@@ -630,9 +736,13 @@ async fn redirects_followed_limited_or_not() {
     // 302 after POST: a body-less GET.
     assert_eq!(output(&rec, "old")["url"], format!("{}/new", srv.base));
     assert_eq!(output(&rec, "old")["body"], "new place");
-    assert!(seen.iter().any(|s| s.path == "/new" && s.method == "GET" && s.body.is_empty()));
+    assert!(seen
+        .iter()
+        .any(|s| s.path == "/new" && s.method == "GET" && s.body.is_empty()));
     // 307: the same method and body.
-    assert!(seen.iter().any(|s| s.path == "/new" && s.method == "POST" && s.json() == json!({"a": 1})));
+    assert!(seen
+        .iter()
+        .any(|s| s.path == "/new" && s.method == "POST" && s.json() == json!({"a": 1})));
     // Across origins the credentials stay behind.
     let landed = other.only();
     assert_eq!(landed.path, "/landing");
@@ -671,7 +781,14 @@ fn idempotent_by_method() {
         {"id": "tmpl", "component": "http_request", "config": {"url": "http://h/x", "method": "{{input.m}}"}},
         {"id": "forced", "component": "http_request", "idempotent": true, "config": {"url": "http://h/x", "method": "PUT"}}
     ]});
-    let p = fm_core::compile(&doc, &CompileOptions { registry: &r, secret_available: None }).unwrap();
+    let p = fm_core::compile(
+        &doc,
+        &CompileOptions {
+            registry: &r,
+            secret_available: None,
+        },
+    )
+    .unwrap();
     let idem = |id: &str| p.stages.iter().find(|s| s.id == id).unwrap().idempotent;
     assert!(idem("get") && idem("options") && idem("forced"));
     assert!(!idem("post") && !idem("delete") && !idem("tmpl"));

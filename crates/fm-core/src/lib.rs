@@ -4,6 +4,7 @@
 
 pub mod component;
 pub mod control;
+pub mod durability;
 pub mod events;
 pub mod exec;
 pub mod model;

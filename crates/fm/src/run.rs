@@ -95,6 +95,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         dry_run: args.dry_run,
         artifacts_dir: Some(artifacts),
         cancel,
+        ..RunOptions::default()
     };
     let record = fm_core::run(&pipeline, prepared, opts, &progress).await;
 

@@ -101,7 +101,10 @@ fn nodes<'e>(e: &'e (dyn StdError + 'static)) -> Vec<&'e (dyn StdError + 'static
     let mut cur: Option<&'e (dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
         out.push(err);
-        cur = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &'e (dyn StdError + 'static)),
             None => err.source(),
         };

@@ -122,7 +122,9 @@ pub async fn serve(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'stat
         let (h, s, c) = (h.clone(), s.clone(), c.clone());
         async move {
             let (parts, body) = req.into_parts();
-            let bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+            let bytes = axum::body::to_bytes(body, 64 << 20)
+                .await
+                .unwrap_or_default();
             let mut headers: BTreeMap<String, String> = BTreeMap::new();
             for (k, v) in &parts.headers {
                 let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
@@ -136,7 +138,11 @@ pub async fn serve(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'stat
             }
             let seen = Seen {
                 method: parts.method.to_string(),
-                target: parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+                target: parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default(),
                 path: parts.uri.path().to_owned(),
                 query: parts.uri.query().map(str::to_owned),
                 headers,
@@ -223,14 +229,24 @@ fn registry(opts: &Opts) -> Registry {
 }
 
 fn doc(stages: &Value) -> Value {
-    let stages = if stages.is_array() { stages.clone() } else { json!([stages]) };
+    let stages = if stages.is_array() {
+        stages.clone()
+    } else {
+        json!([stages])
+    };
     json!({"name": "test", "stages": stages})
 }
 
 /// Compiles, expecting problems; returns them.
 pub fn problems(stages: Value) -> Vec<Problem> {
     let r = registry(&Opts::default());
-    match fm_core::compile(&doc(&stages), &CompileOptions { registry: &r, secret_available: None }) {
+    match fm_core::compile(
+        &doc(&stages),
+        &CompileOptions {
+            registry: &r,
+            secret_available: None,
+        },
+    ) {
         Ok(_) => panic!("expected the pipeline not to compile"),
         Err(p) => p,
     }
@@ -239,8 +255,14 @@ pub fn problems(stages: Value) -> Vec<Problem> {
 /// Compiles and prepares, expecting preflight to fail; returns the message.
 pub fn start_error(stages: Value, opts: Opts) -> String {
     let r = registry(&opts);
-    let p = fm_core::compile(&doc(&stages), &CompileOptions { registry: &r, secret_available: None })
-        .unwrap_or_else(|p| panic!("does not compile: {p:#?}"));
+    let p = fm_core::compile(
+        &doc(&stages),
+        &CompileOptions {
+            registry: &r,
+            secret_available: None,
+        },
+    )
+    .unwrap_or_else(|p| panic!("does not compile: {p:#?}"));
     let mut src = SecretSource::empty();
     for (k, v) in &opts.secrets {
         src.set(k.clone(), v.clone());
@@ -254,13 +276,20 @@ pub fn start_error(stages: Value, opts: Opts) -> String {
 /// Runs a pipeline of `stages` (one stage object or a list) to the end.
 pub async fn run(stages: Value, opts: Opts) -> RunRecord {
     let r = registry(&opts);
-    let p = fm_core::compile(&doc(&stages), &CompileOptions { registry: &r, secret_available: None })
-        .unwrap_or_else(|p| panic!("does not compile: {p:#?}"));
+    let p = fm_core::compile(
+        &doc(&stages),
+        &CompileOptions {
+            registry: &r,
+            secret_available: None,
+        },
+    )
+    .unwrap_or_else(|p| panic!("does not compile: {p:#?}"));
     let mut src = SecretSource::empty();
     for (k, v) in &opts.secrets {
         src.set(k.clone(), v.clone());
     }
-    let prepared = fm_core::prepare(&p, opts.input, &src).unwrap_or_else(|e| panic!("cannot start: {e}"));
+    let prepared =
+        fm_core::prepare(&p, opts.input, &src).unwrap_or_else(|e| panic!("cannot start: {e}"));
     let run_opts = RunOptions {
         dry_run: opts.dry_run,
         ..RunOptions::default()

@@ -22,6 +22,7 @@ pub struct AttemptEnv<'a, 'p> {
     pub emitter: &'a Emitter<'a>,
     pub dry_run: bool,
     pub artifacts_dir: Option<&'a std::path::Path>,
+    pub budgets: &'a dyn crate::durability::BudgetLedger,
 }
 
 pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
@@ -62,6 +63,12 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
             emit_warning: &emit_warning,
         };
         let began = Instant::now();
+        if let Err(error) = consume_budget(stage, env, &scope, &cx).await {
+            return Settled::Failed {
+                error,
+                attempts: attempt,
+            };
+        }
         let result = match stage.timeout {
             Some(limit) => match tokio::time::timeout(limit, stage.runtime.execute(&cx)).await {
                 Ok(r) => r,
@@ -190,4 +197,56 @@ fn condition_holds(
         .retryable(false)
         .with_output(output.clone())
     })
+}
+
+/// Checks and consumes the stage's remediation budget before an attempt acts. Dry runs send no
+/// mutating request, so they consume nothing.
+async fn consume_budget(
+    stage: &Stage,
+    env: &AttemptEnv<'_, '_>,
+    scope: &RunScope<'_, '_>,
+    cx: &StageContext<'_>,
+) -> Result<(), StageError> {
+    let Some(budget) = &stage.budget else {
+        return Ok(());
+    };
+    let key = budget.key.render_string(scope).map_err(|e| {
+        StageError::new(ErrorKind::Template, format!("budget.key: {}", e.render())).retryable(false)
+    })?;
+    if env.dry_run {
+        cx.log(
+            LogLevel::Info,
+            format!("dry run: budget '{key}' not consumed"),
+            None,
+        );
+        return Ok(());
+    }
+    let per = humantime::format_duration(budget.per);
+    match env
+        .budgets
+        .try_consume(&key, budget.max, budget.per, &env.shared.run_id, &stage.id)
+        .await
+    {
+        Ok(crate::durability::BudgetDecision::Allowed { used }) => {
+            cx.log(
+                LogLevel::Info,
+                format!("budget '{key}': {used} of {} per {per} used", budget.max),
+                None,
+            );
+            Ok(())
+        }
+        Ok(crate::durability::BudgetDecision::Exceeded { used }) => Err(StageError::new(
+            ErrorKind::BudgetExceeded,
+            format!(
+                "budget '{key}' exceeded: {used} of {} per {per} already used; not acting again automatically",
+                budget.max
+            ),
+        )
+        .retryable(false)),
+        Err(e) => Err(StageError::new(
+            ErrorKind::BudgetExceeded,
+            format!("budget '{key}' could not be checked ({e}); refusing to act without it"),
+        )
+        .retryable(false)),
+    }
 }

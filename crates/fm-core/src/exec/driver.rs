@@ -55,6 +55,7 @@ pub struct Driver<'p, 'r> {
     running: usize,
     fatal: Vec<(usize, StageError)>,
     stop: Option<Stop>,
+    resume: Option<crate::durability::ResumeState>,
 }
 
 pub struct DriverResult {
@@ -68,6 +69,7 @@ impl<'p, 'r> Driver<'p, 'r> {
         env: &'r AttemptEnv<'r, 'p>,
         emitter: &'r Emitter<'r>,
         concurrency: usize,
+        resume: Option<crate::durability::ResumeState>,
     ) -> Self {
         let n = p.stages.len();
         let mut dependents = vec![Vec::new(); n];
@@ -97,6 +99,7 @@ impl<'p, 'r> Driver<'p, 'r> {
             running: 0,
             fatal: Vec::new(),
             stop: None,
+            resume,
         }
     }
 
@@ -191,12 +194,53 @@ impl<'p, 'r> Driver<'p, 'r> {
             Decision::Run => {
                 if matches!(self.p.stages[i].control, Control::TryCatch { .. }) {
                     self.start_trycatch(i);
+                } else if self.replay_from_journal(i) {
+                    // Settled from the journal: not executed again.
                 } else {
                     self.queued[i] = true;
                     self.runnable.push_back(i);
                 }
             }
         }
+    }
+
+    /// On resume: a stage the journal has settled takes its recorded result; one that was in
+    /// flight and is not idempotent fails as `outcome_unknown` (it may have acted: never act
+    /// twice). Returns whether the stage was settled here.
+    fn replay_from_journal(&mut self, i: usize) -> bool {
+        let Some(resume) = &self.resume else {
+            return false;
+        };
+        let id = &self.p.stages[i].id;
+        if let Some(j) = resume.settled.get(id).cloned() {
+            if j.succeeded {
+                self.settle_succeeded(
+                    i,
+                    j.output.unwrap_or(Value::Null),
+                    j.attempts,
+                    j.duration_ms,
+                );
+            } else {
+                let error = j.error.unwrap_or_else(|| {
+                    StageError::new(ErrorKind::Internal, "failed (no error recorded)")
+                });
+                self.settle_failed(i, error, j.attempts, j.duration_ms);
+            }
+            return true;
+        }
+        if resume.in_flight.contains(id) && !self.p.stages[i].idempotent {
+            let error = StageError::new(
+                ErrorKind::OutcomeUnknown,
+                format!(
+                    "stage '{id}' was in flight when fm stopped and is not idempotent, so it is not run again; \
+                     its effect is unknown: check the target system by hand"
+                ),
+            )
+            .retryable(false);
+            self.settle_failed(i, error, 1, 0);
+            return true;
+        }
+        false
     }
 
     fn decide(&self, i: usize) -> Decision {

@@ -35,6 +35,11 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub artifacts_dir: Option<PathBuf>,
     pub cancel: CancelSignal,
+    /// Continue an interrupted run from its journal instead of starting afresh.
+    pub resume: Option<crate::durability::ResumeState>,
+    /// Where remediation budgets are checked and consumed. Without one, budgets hold within
+    /// this process only.
+    pub budgets: Option<Arc<dyn crate::durability::BudgetLedger>>,
 }
 
 impl Default for RunOptions {
@@ -46,6 +51,8 @@ impl Default for RunOptions {
             dry_run: false,
             artifacts_dir: None,
             cancel: CancelSignal::new(),
+            resume: None,
+            budgets: None,
         }
     }
 }
@@ -215,14 +222,19 @@ pub async fn run(
         secrets: prepared.secrets,
         env: prepared.env,
     };
+    let ledger: Arc<dyn crate::durability::BudgetLedger> = opts
+        .budgets
+        .clone()
+        .unwrap_or_else(|| Arc::new(crate::durability::MemoryLedger::default()));
     let env = attempt::AttemptEnv {
         shared: &shared,
         emitter: &emitter,
         dry_run: opts.dry_run,
         artifacts_dir: opts.artifacts_dir.as_deref(),
+        budgets: ledger.as_ref(),
     };
     let deadline = opts.timeout.map(|t| started + t);
-    let result = driver::Driver::new(p, &env, &emitter, opts.concurrency)
+    let result = driver::Driver::new(p, &env, &emitter, opts.concurrency, opts.resume.clone())
         .run(deadline, &opts.cancel)
         .await;
 
