@@ -32,6 +32,13 @@ pub struct ResumeState {
     pub in_flight: HashSet<String>,
 }
 
+/// Write-ahead record of stage starts. The executor awaits it before a stage acts, so that after
+/// a crash the store knows the stage may have acted (settled results flow through the event
+/// stream; losing one of those only turns a stage into `outcome_unknown`, never into a repeat).
+pub trait StartJournal: Send + Sync {
+    fn stage_starting<'a>(&'a self, run_id: &'a str, stage: &'a str, attempt: u32) -> BoxFuture<'a, Result<(), String>>;
+}
+
 /// The answer of a budget check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BudgetDecision {

@@ -23,6 +23,7 @@ pub struct AttemptEnv<'a, 'p> {
     pub dry_run: bool,
     pub artifacts_dir: Option<&'a std::path::Path>,
     pub budgets: &'a dyn crate::durability::BudgetLedger,
+    pub journal: Option<&'a dyn crate::durability::StartJournal>,
 }
 
 pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
@@ -63,6 +64,17 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
             emit_warning: &emit_warning,
         };
         let began = Instant::now();
+        if let Some(journal) = env.journal {
+            if let Err(e) = journal.stage_starting(&env.shared.run_id, id, attempt).await {
+                // Acting without a durable trace could repeat the action after a crash.
+                let error = StageError::new(
+                    ErrorKind::Internal,
+                    format!("could not record the start of stage '{id}' in the store ({e}); not acting without it"),
+                )
+                .retryable(false);
+                return Settled::Failed { error, attempts: attempt };
+            }
+        }
         if let Err(error) = consume_budget(stage, env, &scope, &cx).await {
             return Settled::Failed {
                 error,

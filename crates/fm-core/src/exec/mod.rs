@@ -40,6 +40,8 @@ pub struct RunOptions {
     /// Where remediation budgets are checked and consumed. Without one, budgets hold within
     /// this process only.
     pub budgets: Option<Arc<dyn crate::durability::BudgetLedger>>,
+    /// Durable record of stage starts, awaited before a stage acts.
+    pub journal: Option<Arc<dyn crate::durability::StartJournal>>,
 }
 
 impl Default for RunOptions {
@@ -53,6 +55,7 @@ impl Default for RunOptions {
             cancel: CancelSignal::new(),
             resume: None,
             budgets: None,
+            journal: None,
         }
     }
 }
@@ -232,6 +235,7 @@ pub async fn run(
         dry_run: opts.dry_run,
         artifacts_dir: opts.artifacts_dir.as_deref(),
         budgets: ledger.as_ref(),
+        journal: opts.journal.as_deref(),
     };
     let deadline = opts.timeout.map(|t| started + t);
     let result = driver::Driver::new(p, &env, &emitter, opts.concurrency, opts.resume.clone())
