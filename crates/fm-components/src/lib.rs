@@ -5,6 +5,8 @@ pub mod generator;
 pub mod http;
 pub mod json_transform;
 pub mod logger;
+pub mod pattern_match;
+pub mod write_artifact;
 
 use std::sync::Arc;
 
@@ -29,5 +31,7 @@ pub fn registry_with(llm_env: LlmEnv) -> Registry {
     r.register(Arc::new(logger::Logger));
     r.register(Arc::new(Generator::with_env(llm_env)));
     r.register(Arc::new(delay::Delay));
+    r.register(Arc::new(pattern_match::PatternMatch));
+    r.register(Arc::new(write_artifact::WriteArtifact));
     r
 }

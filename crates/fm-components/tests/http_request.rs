@@ -650,6 +650,31 @@ async fn body_cap_is_reported_never_silent() {
 }
 
 #[tokio::test]
+async fn dry_run_sends_a_post_declared_read_only_and_a_retry_condition_never_loops_on_unsent() {
+    let srv = serve(|_, _| Reply::json(200, json!({"logs": []}))).await;
+    let rec = run(
+        json!([
+            {"id": "search", "component": "http_request",
+             "config": {"url": "{{input.base}}/query", "method": "POST", "read_only": true, "body": {"q": "level:error"}}},
+            {"id": "act", "component": "http_request",
+             "retry": {"max_attempts": 5, "delay_ms": 1, "condition": "{{output.status_code != 200}}"},
+             "config": {"url": "{{input.base}}/act", "method": "POST", "body": {}}}
+        ]),
+        Opts::default().input(json!({"base": srv.base})).dry_run(),
+    )
+    .await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
+    let seen = srv.seen();
+    assert_eq!(seen.len(), 1, "only the read-only POST is sent: {seen:#?}");
+    assert_eq!(seen[0].path, "/query");
+    assert_eq!(output(&rec, "act")["dry_run"], true);
+    assert_eq!(
+        rec.stages.iter().find(|s| s.id == "act").unwrap().attempts,
+        1
+    );
+}
+
+#[tokio::test]
 async fn dry_run_describes_mutations_and_sends_reads() {
     let srv = serve(|_, _| Reply::json(200, json!({"healthy": true}))).await;
     let rec = run(

@@ -62,6 +62,9 @@ pub struct StageContext<'a> {
     pub scope: &'a (dyn Scope + Sync),
     /// `fm run --dry-run`: read-only work goes ahead, mutating requests are described, not sent.
     pub dry_run: bool,
+    /// The stage's effective `idempotent` flag (its own key, else the component's default). A
+    /// stage explicitly marked idempotent is read-only by its author's word: dry runs send it.
+    pub idempotent: bool,
     /// Where a stage may write files that belong to the run (postmortems, reports).
     pub artifacts_dir: Option<&'a std::path::Path>,
     pub(crate) emit_log: &'a (dyn Fn(LogLevel, String, Option<Value>) + Send + Sync),

@@ -36,7 +36,12 @@ pub struct ResumeState {
 /// a crash the store knows the stage may have acted (settled results flow through the event
 /// stream; losing one of those only turns a stage into `outcome_unknown`, never into a repeat).
 pub trait StartJournal: Send + Sync {
-    fn stage_starting<'a>(&'a self, run_id: &'a str, stage: &'a str, attempt: u32) -> BoxFuture<'a, Result<(), String>>;
+    fn stage_starting<'a>(
+        &'a self,
+        run_id: &'a str,
+        stage: &'a str,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The answer of a budget check.

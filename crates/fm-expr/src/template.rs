@@ -100,6 +100,12 @@ impl Template {
             if t.lone {
                 return Ok(t);
             }
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                "expected a single expression (`x == 1` or `{{ x == 1 }}`), not text with several `{{ }}` parts",
+                source,
+                Some(Span::new(0, source.len())),
+            ));
         }
         let (tokens, _) = Lexer::tokenize(source, 0, 0, Mode::Bare, opts.stage_ids)?;
         let expr = Parser::new(source, tokens).parse_all()?;

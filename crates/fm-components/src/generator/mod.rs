@@ -32,6 +32,7 @@ pub use provider::{LlmEnv, ProviderKind, ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFA
 
 use self::provider::{LlmRequest, Provider, Resolved, StageChoice};
 use crate::http::status::{millis, retry_after};
+use crate::http::template_error;
 use crate::http::transport::{
     clip, lossy_text, new_client, read_capped, transport_error, USER_AGENT,
 };
@@ -210,6 +211,11 @@ impl Component for Generator {
             }
         }
         let timeout = read_duration_ms(r, "timeout").unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            let path = r.key_path("timeout");
+            r.problem("invalid_value", path, "timeout must be more than 0 ms");
+            ok = false;
+        }
         let (prompt, format) = (prompt?, format?);
         if !ok {
             return None;
@@ -606,8 +612,4 @@ fn reason(status: u16) -> &'static str {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("")
-}
-
-fn template_error(e: &fm_expr::Error, key: &str) -> StageError {
-    StageError::new(ErrorKind::Template, format!("config.{key}: {}", e.render())).retryable(false)
 }

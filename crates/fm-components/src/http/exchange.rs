@@ -14,7 +14,8 @@ use url::Url;
 use super::status::{is_retryable_status, millis, retry_after};
 use super::transport::{clip, lossy_text, read_capped, transport_error, USER_AGENT};
 use super::{
-    is_safe, parse_method, url as safe_url, BodySpec, HttpRequestRuntime, MethodSpec, MAX_REDIRECTS,
+    is_safe, parse_method, template_error, url as safe_url, BodySpec, HttpRequestRuntime,
+    MethodSpec, MAX_REDIRECTS,
 };
 
 /// The request as it will be sent.
@@ -30,7 +31,7 @@ struct Request {
 impl StageRuntime for HttpRequestRuntime {
     fn idempotent(&self) -> bool {
         // A method chosen by a template could be anything: assume it changes something.
-        matches!(&self.method, MethodSpec::Literal(m) if is_safe(m))
+        self.read_only || matches!(&self.method, MethodSpec::Literal(m) if is_safe(m))
     }
 
     fn preflight(&self) -> Result<(), String> {
@@ -44,10 +45,6 @@ impl StageRuntime for HttpRequestRuntime {
 
 fn config_error(message: impl Into<String>) -> StageError {
     StageError::new(ErrorKind::Config, message).retryable(false)
-}
-
-fn template_error(e: &fm_expr::Error, key: &str) -> StageError {
-    StageError::new(ErrorKind::Template, format!("config.{key}: {}", e.render())).retryable(false)
 }
 
 fn render_value(
@@ -85,7 +82,7 @@ fn pairs(map: &Map<String, Value>) -> Vec<(String, String)> {
                     .filter(|i| !i.is_null())
                     .map(|i| (k.clone(), to_text(i).into_owned())),
             ),
-            other => out.push((k.clone(), safe_url::pair_text(other).into_owned())),
+            other => out.push((k.clone(), to_text(other).into_owned())),
         }
     }
     out
@@ -149,7 +146,7 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 impl HttpRequestRuntime {
     async fn run(&self, cx: &StageContext<'_>) -> Result<Value, StageError> {
         let req = self.build(cx)?;
-        if cx.dry_run && !is_safe(&req.method) {
+        if cx.dry_run && !is_safe(&req.method) && !self.read_only {
             return Ok(describe_unsent(cx, &req));
         }
         let client = self

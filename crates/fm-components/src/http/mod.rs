@@ -5,7 +5,8 @@
 //! (any JSON, sent as JSON), `form` (an object, sent url-encoded) or `text` (a string template,
 //! sent as text/plain), `timeout` (ms or "30s"; default 30 s), `follow_redirects` (default true,
 //! at most 10), `expect_status` (200, [200, 404], "2xx", "200-299"; default any 2xx),
-//! `max_body_bytes` (default 10 MiB).
+//! `max_body_bytes` (default 10 MiB), `read_only` (default: true for GET/HEAD/OPTIONS only; set
+//! it on a query sent as POST, such as a log search, so that `--dry-run` still sends it).
 //!
 //! Output: `{status_code, headers, body, elapsed_ms, url}`; `body` is parsed JSON when the answer
 //! is JSON, text otherwise. A status outside `expect_status` fails the attempt with kind
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use fm_core::model::stage_fields::read_duration_ms;
 use fm_core::model::{ConfigReader, ValueTemplate};
-use fm_core::{Component, StageRuntime};
+use fm_core::{Component, ErrorKind, StageError, StageRuntime};
 use fm_expr::{Template, Value};
 use reqwest::Method;
 
@@ -82,6 +83,8 @@ pub struct HttpRequestRuntime {
     follow_redirects: bool,
     expect: ExpectStatus,
     max_body_bytes: u64,
+    /// Declared read-only by the pipeline's author: a dry run sends it whatever its method.
+    pub(crate) read_only: bool,
 }
 
 impl Component for HttpRequest {
@@ -115,6 +118,7 @@ impl Component for HttpRequest {
             None => DEFAULT_TIMEOUT,
         };
         let follow_redirects = r.bool("follow_redirects", &[]).unwrap_or(true);
+        let read_only = r.bool("read_only", &[]).unwrap_or(false);
         let expect = match r.raw("expect_status", &["expected_status"]) {
             None => ExpectStatus::default(),
             Some((path, v)) => match ExpectStatus::parse(v) {
@@ -157,6 +161,7 @@ impl Component for HttpRequest {
             follow_redirects,
             expect,
             max_body_bytes,
+            read_only,
         }))
     }
 }
@@ -217,6 +222,11 @@ pub(crate) fn parse_method(s: &str) -> Option<Method> {
         .contains(&upper.as_str())
         .then(|| Method::from_bytes(upper.as_bytes()).ok())
         .flatten()
+}
+
+/// A `{{ }}` template of `config.<key>` that failed to render.
+pub(crate) fn template_error(e: &fm_expr::Error, key: &str) -> StageError {
+    StageError::new(ErrorKind::Template, format!("config.{key}: {}", e.render())).retryable(false)
 }
 
 /// Methods that change nothing: sent even in a dry run, and safe to repeat.

@@ -13,8 +13,6 @@
 //!   query or a fragment. A value that is exactly `.` or `..` in the path is refused: URL parsers
 //!   treat it (even percent-encoded) as a dot-segment and would climb the path.
 
-use std::borrow::Cow;
-
 use fm_expr::{to_text, RenderedPart};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -114,11 +112,6 @@ pub(crate) fn parse(text: &str) -> Result<url::Url, String> {
             "the URL '{text}' has the scheme '{other}'; http_request speaks only http and https"
         )),
     }
-}
-
-/// Text of a query or form value: strings as they are, everything else per the template rule.
-pub(crate) fn pair_text(v: &fm_expr::Value) -> Cow<'_, str> {
-    to_text(v)
 }
 
 #[cfg(test)]

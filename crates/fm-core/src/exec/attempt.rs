@@ -59,20 +59,27 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
             attempt,
             scope: &scope,
             dry_run: env.dry_run,
+            idempotent: stage.idempotent,
             artifacts_dir: env.artifacts_dir,
             emit_log: &emit_log,
             emit_warning: &emit_warning,
         };
         let began = Instant::now();
         if let Some(journal) = env.journal {
-            if let Err(e) = journal.stage_starting(&env.shared.run_id, id, attempt).await {
+            if let Err(e) = journal
+                .stage_starting(&env.shared.run_id, id, attempt)
+                .await
+            {
                 // Acting without a durable trace could repeat the action after a crash.
                 let error = StageError::new(
                     ErrorKind::Internal,
                     format!("could not record the start of stage '{id}' in the store ({e}); not acting without it"),
                 )
                 .retryable(false);
-                return Settled::Failed { error, attempts: attempt };
+                return Settled::Failed {
+                    error,
+                    attempts: attempt,
+                };
             }
         }
         if let Err(error) = consume_budget(stage, env, &scope, &cx).await {
@@ -98,6 +105,13 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
 
         // Decide: done, or another attempt (and why).
         let (reason, failure) = match result {
+            // A request described but not sent (dry run) has no result to judge: nothing to retry.
+            Ok(output) if env.dry_run && output.get("dry_run") == Some(&Value::Bool(true)) => {
+                return Settled::Succeeded {
+                    output,
+                    attempts: attempt,
+                };
+            }
             Ok(output) => match policy.and_then(|p| p.condition.as_ref()) {
                 None => {
                     return Settled::Succeeded {

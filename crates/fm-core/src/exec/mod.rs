@@ -170,6 +170,11 @@ pub fn prepare(p: &Pipeline, input: Value, source: &SecretSource) -> Result<Prep
         .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
         .collect();
     for s in &p.stages {
+        // A stage only a router can start (e.g. the incident pipeline's model stages, skipped in
+        // its rules-only mode) is checked when it starts, not here: its attempt fails then.
+        if !s.routed_by.is_empty() {
+            continue;
+        }
         s.runtime
             .preflight()
             .map_err(|message| StartError::Preflight {

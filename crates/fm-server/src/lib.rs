@@ -1,0 +1,8 @@
+//! fm-server: `fm serve`. Alert webhooks are written to the durable store before they are
+//! acknowledged; workers claim runs from the store with a lease, run them, journal every stage,
+//! and resume interrupted runs without repeating a remediation.
+
+pub mod alert;
+pub mod config;
+pub mod metrics;
+pub mod webhooks;
