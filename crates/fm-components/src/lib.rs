@@ -24,9 +24,19 @@ pub fn builtin_registry() -> Registry {
 /// [`builtin_registry`] with the generator's provider settings given rather than read from the
 /// environment (tests, `--sandbox`).
 pub fn registry_with(llm_env: LlmEnv) -> Registry {
+    registry_with_options(llm_env, http::allow::HostAllowlist::any())
+}
+
+/// The registry a server uses: outbound requests restricted to `allowed_hosts`.
+pub fn registry_with_options(
+    llm_env: LlmEnv,
+    allowed_hosts: http::allow::HostAllowlist,
+) -> Registry {
     let mut r = Registry::new();
     fm_core::register_control(&mut r);
-    r.register(Arc::new(HttpRequest::new()));
+    r.register(Arc::new(
+        HttpRequest::new().with_allowed_hosts(allowed_hosts),
+    ));
     r.register(Arc::new(json_transform::JsonTransform));
     r.register(Arc::new(logger::Logger));
     r.register(Arc::new(Generator::with_env(llm_env)));

@@ -34,7 +34,8 @@
 //! - `available`: `{logs, metrics, deploys}`: whether each was actually obtained.
 //! - any other key given in `evidence`, unchanged.
 //!
-//! Output: `{matched, pattern: {id, issue_type, remediation, confidence, description} | null,
+//! Output: `{matched, pattern: {id, issue_type, remediation, confidence, description,
+//! held_conditions} | null,
 //! ambiguous, summary, available, candidates: [{id, issue_type, confidence, remediation, matched,
 //! held, required, conditions: [{name, expr, held, error?}]}], library}`. When several patterns
 //! match, the first in file order wins, unless they disagree on the issue type: then nothing
@@ -678,12 +679,27 @@ impl PatternMatchRuntime {
             (None, false) => "no known issue matches the evidence".to_owned(),
         };
         let pattern = winner.map_or(Value::Null, |(p, _)| {
+            let index = self
+                .patterns
+                .iter()
+                .position(|q| q.id == p.id)
+                .unwrap_or_default();
+            let held: Vec<&Value> = candidates[index]["conditions"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| c["held"] == Value::Bool(true))
+                        .map(|c| &c["name"])
+                        .collect()
+                })
+                .unwrap_or_default();
             json!({
                 "id": p.id,
                 "issue_type": p.issue_type,
                 "remediation": p.remediation,
                 "confidence": p.confidence,
                 "description": p.description,
+                "held_conditions": held,
             })
         });
         json!({

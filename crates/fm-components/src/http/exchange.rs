@@ -338,6 +338,16 @@ impl HttpRequestRuntime {
         let mut body = req.body.clone();
         let mut hops = 0;
         loop {
+            if !self.allow.allows(&url) {
+                return Err(StageError::new(
+                    ErrorKind::Config,
+                    format!(
+                        "{what}: {} is not among the hosts this server may reach (allowed_hosts in its config); not sent",
+                        url.host_str().unwrap_or("the host")
+                    ),
+                )
+                .retryable(false));
+            }
             let mut rb = client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());

@@ -15,6 +15,7 @@
 //! Values interpolated into the URL are encoded for where they land (see [`url`]); with
 //! `--dry-run` only GET, HEAD and OPTIONS are sent and other methods are described instead.
 
+pub mod allow;
 mod exchange;
 pub(crate) mod status;
 pub(crate) mod transport;
@@ -40,13 +41,21 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OP
 /// The `http_request` component. Holds the one connection-pooled client every stage shares.
 pub struct HttpRequest {
     client: Result<reqwest::Client, String>,
+    allow: allow::HostAllowlist,
 }
 
 impl HttpRequest {
     pub fn new() -> Self {
         HttpRequest {
             client: transport::new_client(),
+            allow: allow::HostAllowlist::any(),
         }
+    }
+
+    /// Requests (and redirects) may only reach these hosts; anything else fails the stage.
+    pub fn with_allowed_hosts(mut self, allow: allow::HostAllowlist) -> Self {
+        self.allow = allow;
+        self
     }
 }
 
@@ -85,6 +94,7 @@ pub struct HttpRequestRuntime {
     max_body_bytes: u64,
     /// Declared read-only by the pipeline's author: a dry run sends it whatever its method.
     pub(crate) read_only: bool,
+    pub(crate) allow: allow::HostAllowlist,
 }
 
 impl Component for HttpRequest {
@@ -162,6 +172,7 @@ impl Component for HttpRequest {
             expect,
             max_body_bytes,
             read_only,
+            allow: self.allow.clone(),
         }))
     }
 }
