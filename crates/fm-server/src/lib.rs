@@ -4,5 +4,13 @@
 
 pub mod alert;
 pub mod config;
+pub mod intake;
 pub mod metrics;
+pub mod recorder;
+pub mod routes;
+pub mod serve;
+pub mod state;
 pub mod webhooks;
+pub mod worker;
+
+pub use serve::{run_until_signal, start, start_from_file, Running, StartError};

@@ -27,6 +27,47 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// List the built-in components.
     Components,
+    /// Serve alert webhooks and the runs API (see docs/server.md).
+    Serve(ServeArgs),
+    /// Runs recorded in the store (by `fm run` and `fm serve`), with or without a server.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The server's configuration file.
+    #[arg(long, default_value = "fm.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// Newest first.
+    List {
+        #[arg(long, default_value = fm_store::DEFAULT_URL, env = "FM_STORE")]
+        store: String,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: its stages with timings, its output or error.
+    Show {
+        id: String,
+        #[arg(long, default_value = fm_store::DEFAULT_URL, env = "FM_STORE")]
+        store: String,
+        /// Print the whole stored run as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +104,12 @@ pub struct RunArgs {
     /// Where the run's artifacts (e.g. the postmortem draft) are written. Default: .fm/runs/<run id>/
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
+    /// The store the run is recorded in (`fm runs` reads it).
+    #[arg(long, default_value = fm_store::DEFAULT_URL, env = "FM_STORE")]
+    pub store: String,
+    /// Do not record the run in the store (budgets then hold only within this run).
+    #[arg(long)]
+    pub no_store: bool,
     /// Progress display on stderr: auto (when stderr is a terminal), always, never.
     #[arg(long, value_enum, default_value_t = When::Auto)]
     pub progress: When,

@@ -4,7 +4,9 @@ mod cli;
 mod graph;
 mod input;
 mod progress;
+mod record;
 mod run;
+mod runs;
 mod sandbox;
 mod validate;
 
@@ -29,6 +31,8 @@ fn main() {
             cli::Command::Validate(args) => validate::run(&args),
             cli::Command::Graph(args) => graph::run(&args),
             cli::Command::Sandbox(args) => sandbox::serve(&args).await,
+            cli::Command::Serve(args) => serve(&args).await,
+            cli::Command::Runs(cmd) => runs::run(cmd).await,
             cli::Command::Components => {
                 let r = fm_components::builtin_registry();
                 for name in r.names() {
@@ -50,4 +54,33 @@ fn main() {
     // Don't wait for background tasks (the Ctrl-C listener, a sandbox) to wind down.
     runtime.shutdown_background();
     std::process::exit(code);
+}
+
+async fn serve(args: &cli::ServeArgs) -> anyhow::Result<i32> {
+    // Structured JSON logs on stderr; RUST_LOG adjusts the level (default info).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let config = match fm_server::config::load(&args.config) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprint!(
+                "{}",
+                validate::render_problems(&args.config.display().to_string(), &problems)
+            );
+            eprintln!("error: the server was not started");
+            return Ok(2);
+        }
+    };
+    match fm_server::run_until_signal(config).await {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(2)
+        }
+    }
 }

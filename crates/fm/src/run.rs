@@ -59,6 +59,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
 
     let run_id = uuid_like();
+    let run_id_for_store = run_id.clone();
+    let input_for_store = prepared.input.clone();
     let artifacts = args
         .artifacts
         .clone()
@@ -93,11 +95,38 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         concurrency: args.concurrency,
         timeout: args.timeout,
         dry_run: args.dry_run,
-        artifacts_dir: Some(artifacts),
+        artifacts_dir: Some(artifacts.clone()),
         cancel,
         ..RunOptions::default()
     };
-    let record = fm_core::run(&pipeline, prepared, opts, &progress).await;
+    let recording = if args.no_store {
+        None
+    } else {
+        crate::record::begin(
+            &args.store,
+            &run_id_for_store,
+            &pipeline.name,
+            &input_for_store,
+            args.dry_run,
+        )
+        .await
+    };
+    let mut opts = opts;
+    let record = match &recording {
+        Some(rec) => {
+            opts.budgets = Some(rec.store.clone());
+            opts.journal = Some(fm_store::leased_journal(
+                rec.store.clone(),
+                rec.worker_id.clone(),
+            ));
+            let both = Both(rec.writer_sink(), &progress);
+            fm_core::run(&pipeline, prepared, opts, &both).await
+        }
+        None => fm_core::run(&pipeline, prepared, opts, &progress).await,
+    };
+    if let Some(rec) = recording {
+        rec.finish(&record).await;
+    }
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
@@ -121,6 +150,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    for file in artifact_files(&artifacts) {
+        eprintln!("artifact written: {}", file.display());
+    }
     if let Some(sb) = sandbox {
         sb.shutdown().await;
     }
@@ -131,6 +163,44 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// The files the run wrote among its artifacts (e.g. the postmortem draft), sorted; none if the
+/// directory was never created.
+fn artifact_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue; // temporary files of a write in progress
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(path),
+                Ok(t) if t.is_file() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn uuid_like() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// The store's journal and the progress display, both fed from the one event stream.
+struct Both<'a>(
+    fm_server::recorder::WriterSink,
+    &'a crate::progress::Progress,
+);
+
+impl fm_core::EventSink for Both<'_> {
+    fn emit(&self, e: &fm_core::Event) {
+        self.0.emit(e);
+        self.1.emit(e);
+    }
 }

@@ -1,0 +1,219 @@
+//! Workers: claim a run from the store (with a lease), run it with its journal and budgets in
+//! the store, heartbeat while it runs, finish it. A run whose lease expired (its server died) is
+//! claimed again and resumed from its journal.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fm_core::durability::BudgetLedger;
+use fm_core::events::{Event, EventKind, EventSink};
+use fm_core::{CancelSignal, ErrorKind, RunOptions};
+use fm_store::{leased_journal, ClaimedRun};
+
+use crate::metrics::{
+    BUDGET_REFUSALS_TOTAL, REMEDIATIONS_TOTAL, RUNS_IN_PROGRESS, RUNS_TOTAL, STAGE_DURATION,
+};
+use crate::state::Shared;
+
+/// Runs `n` workers until shutdown; returns when all have stopped (in-flight runs finished, or
+/// handed back at the deadline).
+pub async fn run_workers(state: Shared, n: usize) {
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let state = state.clone();
+        handles.push(tokio::spawn(async move { worker_loop(state, i).await }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+async fn worker_loop(state: Shared, slot: usize) {
+    let worker_id = format!("{}/{slot}", state.worker_id);
+    loop {
+        if state.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        match state.store.claim_next(&worker_id, state.config.lease).await {
+            Ok(Some(run)) => execute(&state, &worker_id, run).await,
+            Ok(None) => {
+                // Woken at once for runs queued here; other servers' runs are found by polling.
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), state.work_ready.notified())
+                        .await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming a run failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Forwards a run's events to the store (batched, in order) and to the metrics.
+struct StoreSink {
+    writer: crate::recorder::WriterSink,
+    state: Shared,
+    pipeline: String,
+    remediations: Vec<String>,
+}
+
+impl EventSink for StoreSink {
+    fn emit(&self, e: &Event) {
+        self.writer.emit(e);
+        let m = &self.state.metrics;
+        match &e.kind {
+            EventKind::StageSucceeded {
+                stage, duration_ms, ..
+            } => {
+                m.observe(
+                    STAGE_DURATION,
+                    &[("pipeline", &self.pipeline), ("stage", stage)],
+                    *duration_ms as f64 / 1000.0,
+                );
+                if self.remediations.contains(stage) {
+                    m.inc(
+                        REMEDIATIONS_TOTAL,
+                        &[("action", stage), ("outcome", "succeeded")],
+                    );
+                }
+            }
+            EventKind::StageFailed {
+                stage,
+                error,
+                duration_ms,
+                ..
+            } => {
+                m.observe(
+                    STAGE_DURATION,
+                    &[("pipeline", &self.pipeline), ("stage", stage)],
+                    *duration_ms as f64 / 1000.0,
+                );
+                if self.remediations.contains(stage) {
+                    m.inc(
+                        REMEDIATIONS_TOTAL,
+                        &[("action", stage), ("outcome", error.kind.as_str())],
+                    );
+                }
+                if error.kind == ErrorKind::BudgetExceeded {
+                    m.inc(BUDGET_REFUSALS_TOTAL, &[("stage", stage)]);
+                }
+            }
+            EventKind::RunFinished { status, .. } => {
+                m.inc(
+                    RUNS_TOTAL,
+                    &[("pipeline", &self.pipeline), ("outcome", status.as_str())],
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn execute(state: &Shared, worker_id: &str, run: ClaimedRun) {
+    let Some(pipeline) = state.pipeline(&run.pipeline).cloned() else {
+        tracing::error!(run = %run.id, pipeline = %run.pipeline, "claimed a run of a pipeline this server does not have; handing it back");
+        let _ = state.store.release(&run.id, worker_id).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return;
+    };
+    tracing::info!(run = %run.id, pipeline = %run.pipeline, claims = run.claims, resumed = run.resume.is_some(), "run claimed");
+    state.metrics.add(RUNS_IN_PROGRESS, &[], 1.0);
+
+    let writer = crate::recorder::EventWriter::start(state.store.clone(), run.id.clone());
+    let remediations = pipeline
+        .stages
+        .iter()
+        .filter(|s| s.budget.is_some())
+        .map(|s| s.id.clone())
+        .collect();
+    let sink = StoreSink {
+        writer: writer.sink(),
+        state: state.clone(),
+        pipeline: run.pipeline.clone(),
+        remediations,
+    };
+
+    let cancel = CancelSignal::new();
+    if run.cancel_requested {
+        cancel.cancel();
+    }
+    let lease_lost = Arc::new(Mutex::new(false));
+    let heartbeat = {
+        let state = state.clone();
+        let cancel = cancel.clone();
+        let run_id = run.id.clone();
+        let worker_id = worker_id.to_owned();
+        let lost = lease_lost.clone();
+        tokio::spawn(async move {
+            let every = state.config.lease / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                match state
+                    .store
+                    .heartbeat(&run_id, &worker_id, state.config.lease)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(run = %run_id, "lease lost: another worker owns the run now; stopping here");
+                        if let Ok(mut l) = lost.lock() {
+                            *l = true;
+                        }
+                        cancel.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(run = %run_id, error = %e, "heartbeat failed"),
+                }
+                if state
+                    .store
+                    .is_cancel_requested(&run_id)
+                    .await
+                    .unwrap_or(false)
+                {
+                    cancel.cancel();
+                }
+            }
+        })
+    };
+
+    let budgets: Arc<dyn BudgetLedger> = state.store.clone();
+    let record = match fm_core::prepare(&pipeline, run.input.clone(), &state.secrets) {
+        Ok(prepared) => {
+            let opts = RunOptions {
+                run_id: Some(run.id.clone()),
+                concurrency: fm_core::exec::DEFAULT_CONCURRENCY,
+                timeout: None,
+                dry_run: run.dry_run,
+                artifacts_dir: Some(std::path::PathBuf::from(".fm").join("runs").join(&run.id)),
+                cancel: cancel.clone(),
+                resume: run.resume.clone(),
+                budgets: Some(budgets),
+                journal: Some(leased_journal(state.store.clone(), worker_id)),
+            };
+            Some(fm_core::run(&pipeline, prepared, opts, &sink).await)
+        }
+        Err(e) => {
+            tracing::error!(run = %run.id, error = %e, "the run cannot start");
+            None
+        }
+    };
+    heartbeat.abort();
+    drop(sink);
+    writer.flush().await;
+    let lost = lease_lost.lock().map(|l| *l).unwrap_or(false);
+    match record {
+        Some(record) if !lost => {
+            if let Err(e) = state.store.finish_run(&run.id, &record).await {
+                tracing::error!(run = %run.id, error = %e, "storing the finished run failed");
+            }
+            tracing::info!(run = %run.id, status = record.status.as_str(), duration_ms = record.duration_ms, "run finished");
+        }
+        Some(_) => {}
+        None => {
+            let _ = state.store.request_cancel(&run.id).await;
+        }
+    }
+    state.metrics.add(RUNS_IN_PROGRESS, &[], -1.0);
+}

@@ -1,0 +1,118 @@
+//! `fm runs list|show`: read the run store directly, with or without a server.
+
+use anyhow::{anyhow, Context};
+use fm_core::RunStatus;
+use fm_store::RunFilter;
+
+use crate::cli::RunsCommand;
+
+pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
+    match cmd {
+        RunsCommand::List {
+            store,
+            status,
+            pipeline,
+            service,
+            limit,
+            json,
+        } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+                    anyhow!("unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled")
+                })?),
+            };
+            let store = fm_store::open(&store)
+                .await
+                .context("opening the run store")?;
+            let page = store
+                .list_runs(&RunFilter {
+                    status,
+                    pipeline,
+                    service,
+                    limit: limit.clamp(1, 1000),
+                    cursor: None,
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page.items)?);
+                return Ok(0);
+            }
+            if page.items.is_empty() {
+                println!("no runs recorded yet");
+                return Ok(0);
+            }
+            println!(
+                "{:<36}  {:<10}  {:<28}  {:<20}  {:>9}  created",
+                "id", "status", "pipeline", "service", "duration"
+            );
+            for r in &page.items {
+                let dur = r
+                    .duration_ms
+                    .map_or("-".to_owned(), |d| format!("{:.1}s", d as f64 / 1000.0));
+                println!(
+                    "{:<36}  {:<10}  {:<28}  {:<20}  {:>9}  {}",
+                    r.id,
+                    r.status.as_str(),
+                    r.pipeline,
+                    r.service.as_deref().unwrap_or("-"),
+                    dur,
+                    r.created_at
+                );
+            }
+            Ok(0)
+        }
+        RunsCommand::Show { id, store, json } => {
+            let store = fm_store::open(&store)
+                .await
+                .context("opening the run store")?;
+            let Some(run) = store.get_run(&id).await? else {
+                eprintln!("error: no run '{id}' in the store");
+                return Ok(1);
+            };
+            let journal = store.journal(&id).await?;
+            if json {
+                let mut v = serde_json::to_value(&run)?;
+                v["stages"] = serde_json::to_value(&journal)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(0);
+            }
+            let s = &run.summary;
+            println!("run {}  {}  ({})", s.id, s.status.as_str(), s.pipeline);
+            println!(
+                "  source {}  service {}  created {}",
+                s.source,
+                s.service.as_deref().unwrap_or("-"),
+                s.created_at
+            );
+            if s.attached_alerts > 0 {
+                println!(
+                    "  {} more alert(s) attached while it ran",
+                    s.attached_alerts
+                );
+            }
+            let width = journal.iter().map(|j| j.stage_id.len()).max().unwrap_or(8);
+            for j in &journal {
+                let dur = j.duration_ms.map_or(String::new(), |d| format!("{d} ms"));
+                let err = j
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.get("message"))
+                    .and_then(|m| m.as_str())
+                    .map(|m| format!("  {}", m.lines().next().unwrap_or("")))
+                    .unwrap_or_default();
+                println!(
+                    "  {:<width$}  {:<10}  {:>8}{err}",
+                    j.stage_id, j.status, dur
+                );
+            }
+            if let Some(e) = &s.error {
+                println!("  error: {}", e.message);
+            }
+            if let Some(out) = &run.output {
+                println!("output:\n{}", serde_json::to_string_pretty(out)?);
+            }
+            Ok(0)
+        }
+    }
+}
