@@ -4,7 +4,9 @@
 /// Messages never contain a connection password (URLs are masked before they are printed).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported store URL '{url}': use sqlite://path/to/fm.db or postgres://user@host:5432/db")]
+    #[error(
+        "unsupported store URL '{url}': use sqlite://path/to/fm.db or postgres://user@host:5432/db"
+    )]
     BadUrl { url: String },
 
     #[error("cannot open {url}: {message}{hint}")]
@@ -15,7 +17,9 @@ pub enum StoreError {
         hint: Hint,
     },
 
-    #[error("{backend} store: migrating the schema to version {version} ({name}) failed: {message}")]
+    #[error(
+        "{backend} store: migrating the schema to version {version} ({name}) failed: {message}"
+    )]
     Migrate {
         backend: &'static str,
         version: i64,
@@ -99,7 +103,11 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn open(url: &str, message: impl std::fmt::Display, hint: Option<&'static str>) -> StoreError {
+    pub(crate) fn open(
+        url: &str,
+        message: impl std::fmt::Display,
+        hint: Option<&'static str>,
+    ) -> StoreError {
         let masked = mask_url(url);
         let mut message = message.to_string();
         if let Some(pw) = url_password(url) {
@@ -117,7 +125,9 @@ impl StoreError {
 
 fn hint_for(e: &sqlx::Error) -> Option<&'static str> {
     match e {
-        sqlx::Error::PoolTimedOut => Some("all store connections are busy; the database may be overloaded or unreachable"),
+        sqlx::Error::PoolTimedOut => {
+            Some("all store connections are busy; the database may be overloaded or unreachable")
+        }
         sqlx::Error::Io(_) => Some("is the database running and reachable?"),
         sqlx::Error::Database(d) => {
             let m = d.message();
@@ -147,9 +157,7 @@ pub fn mask_url(url: &str) -> String {
     if let Some(pw) = url_password(url) {
         if !pw.is_empty() {
             if let Some((scheme, rest)) = url.split_once("://") {
-                let (userinfo, after) = rest
-                    .split_once('@')
-                    .map_or((rest, ""), |(u, a)| (u, a));
+                let (userinfo, after) = rest.split_once('@').map_or((rest, ""), |(u, a)| (u, a));
                 let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
                 out = format!("{scheme}://{user}:***@{after}");
             }

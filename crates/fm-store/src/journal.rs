@@ -16,7 +16,10 @@ pub struct LeasedJournal {
 }
 
 /// The journal a worker hands to the executor for a run it claimed.
-pub fn leased_journal(store: Arc<dyn RunStore>, worker_id: impl Into<String>) -> Arc<dyn StartJournal> {
+pub fn leased_journal(
+    store: Arc<dyn RunStore>,
+    worker_id: impl Into<String>,
+) -> Arc<dyn StartJournal> {
     Arc::new(LeasedJournal {
         store,
         worker_id: worker_id.into(),

@@ -65,9 +65,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn RunStore>, StoreError> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
-        Err(StoreError::BadUrl {
-            url: mask_url(url),
-        })
+        Err(StoreError::BadUrl { url: mask_url(url) })
     }
 }
 
@@ -81,6 +79,9 @@ pub trait RunStore: StartJournal + BudgetLedger + Send + Sync {
 
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The schema version the database is at (the number of the last migration applied).
+    async fn schema_version(&self) -> Result<i64, StoreError>;
 
     // ---- the queue ----------------------------------------------------------------------------
 
@@ -113,8 +114,7 @@ pub trait RunStore: StartJournal + BudgetLedger + Send + Sync {
 
     /// Firing alerts (those that started or attached to a run) for `service` received within
     /// `window` before now. Resolved alerts are not counted.
-    async fn recent_alert_count(&self, service: &str, window: Duration)
-        -> Result<u32, StoreError>;
+    async fn recent_alert_count(&self, service: &str, window: Duration) -> Result<u32, StoreError>;
 
     /// Claims the oldest run that is queued, or running with an expired lease, for `worker_id`
     /// until now + `lease`. A run that had been claimed before comes with its `resume` state.
@@ -184,8 +184,7 @@ pub trait RunStore: StartJournal + BudgetLedger + Send + Sync {
 
     /// The run's events with a sequence number above `after_seq` (all of them with `None`), in
     /// order. Sequence numbers are the store's (see `append_events`).
-    async fn events(&self, run_id: &str, after_seq: Option<u64>)
-        -> Result<Vec<Event>, StoreError>;
+    async fn events(&self, run_id: &str, after_seq: Option<u64>) -> Result<Vec<Event>, StoreError>;
 
     /// The run's stage journal, by start time (stages that never started last), then id.
     async fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;

@@ -1,0 +1,35 @@
+//! Versioned migrations, one SQL file per version and backend, embedded in the binary. Applied
+//! in order on open, inside one transaction that no other process can run at the same time
+//! (SQLite `BEGIN IMMEDIATE`; PostgreSQL an advisory transaction lock); `fm_schema_version`
+//! records each applied version. Opening a database migrated by a newer fm is refused.
+//!
+//! To change the schema: add `migrations/{sqlite,postgres}/000N_name.sql` (both!) and a line
+//! below. Never edit a released migration.
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+impl Migration {
+    pub fn sql(&self, backend: &str) -> &'static str {
+        if backend == "postgres" {
+            self.postgres
+        } else {
+            self.sqlite
+        }
+    }
+}
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}

@@ -1,0 +1,158 @@
+//! The shared store: PostgreSQL, for one or several servers. Claims use
+//! `FOR UPDATE SKIP LOCKED` (workers never wait on, nor take, each other's runs); alert dedup
+//! relies on the partial unique index of active dedup keys (`INSERT … ON CONFLICT DO NOTHING`,
+//! then attach); budgets take a transaction-scoped advisory lock on the key.
+
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Postgres};
+
+use crate::mask_url;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: PgPool,
+    url: String,
+}
+
+static CLAIM_SQL: LazyLock<String> =
+    LazyLock::new(|| CLAIM_TEMPLATE.replace("{lock}", " FOR UPDATE SKIP LOCKED"));
+
+impl PostgresStore {
+    pub(crate) const BACKEND: &'static str = "postgres";
+    pub(crate) const ROW_LOCK: &'static str = " FOR UPDATE";
+
+    /// Connects to `postgres://user:password@host:port/db` and migrates the schema (in the
+    /// connection's default schema, normally `public`). TLS is not supported: keep the
+    /// database on a trusted network or a local socket.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let opts = Self::options(url)?;
+        Self::connect(url, opts).await
+    }
+
+    /// Like [`open`](Self::open), with every table in `schema` (created if missing; letters,
+    /// digits and `_` only). Several fm installations, or tests, can share one database this way.
+    pub async fn open_in_schema(url: &str, schema: &str) -> Result<PostgresStore, StoreError> {
+        let valid = !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !schema.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(StoreError::open(
+                url,
+                format!("invalid schema name '{schema}'"),
+                Some("use letters, digits and '_' (not first), at most 63 characters"),
+            ));
+        }
+        let opts = Self::options(url)?;
+        // Create the schema first, on a connection of its own, so the pool's search_path
+        // points at something that exists; under the migration lock, because concurrent
+        // `CREATE SCHEMA IF NOT EXISTS` can still collide.
+        let mut admin = opts
+            .connect()
+            .await
+            .map_err(|e| StoreError::open(url, e, Some("is PostgreSQL running and reachable?")))?;
+        let create = async {
+            let mut tx = admin.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fm-store-migrate'), hashtext($1))")
+                .bind(schema)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        };
+        create
+            .await
+            .map_err(|e| StoreError::open(url, format!("creating schema {schema}: {e}"), None))?;
+        let _ = admin.close().await;
+        Self::connect(url, opts.options([("search_path", schema)])).await
+    }
+
+    fn options(url: &str) -> Result<PgConnectOptions, StoreError> {
+        PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::open(
+                url,
+                e,
+                Some("expected postgres://user:password@host:5432/database"),
+            )
+        })
+    }
+
+    async fn connect(url: &str, opts: PgConnectOptions) -> Result<PostgresStore, StoreError> {
+        let hint =
+            Some("is PostgreSQL running and reachable, and are the user and password right?");
+        // One plain attempt first: the pool would retry a refused connection until its acquire
+        // timeout, and a wrong address should fail at once, clearly.
+        let probe = opts
+            .connect()
+            .await
+            .map_err(|e| StoreError::open(url, e, hint))?;
+        let _ = probe.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| {
+                StoreError::open(
+                    url,
+                    e,
+                    Some(
+                        "is PostgreSQL running and reachable, and are the user and password right?",
+                    ),
+                )
+            })?;
+        let store = PostgresStore {
+            pool,
+            url: mask_url(url),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The URL, password masked.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The connection pool, for what the store does not offer (tests, maintenance).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn claim_sql() -> &'static str {
+        CLAIM_SQL.as_str()
+    }
+
+    async fn write_tx(&self) -> Result<WriteTx<Postgres>, sqlx::Error> {
+        Ok(WriteTx::new(self.pool.begin().await?, None))
+    }
+
+    /// Serializes migrations across every process migrating this schema.
+    async fn migration_tx(&self) -> Result<WriteTx<Postgres>, sqlx::Error> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fm-store-migrate'), hashtext(current_schema()))")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Serializes budget checks of one key across every worker, until the transaction ends.
+    async fn lock_budget(tx: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fm-store-budget'), hashtext($1))")
+            .bind(key)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+}
+
+crate::common::store_impl!(PostgresStore, Postgres, sqlx::postgres::PgRow);
