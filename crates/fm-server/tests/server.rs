@@ -19,8 +19,13 @@ struct Harness {
 
 impl Harness {
     async fn start(pipeline: Value, extra: &str) -> Harness {
+        Self::start_on(pipeline, extra, None).await
+    }
+
+    async fn start_on(pipeline: Value, extra: &str, store: Option<&str>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let store = store.map_or_else(|| format!("sqlite://{}/fm.db", d.display()), str::to_owned);
         std::fs::write(d.join("p.pipeline.json"), pipeline.to_string()).unwrap();
         std::fs::write(
             d.join("secrets.env"),
@@ -30,7 +35,7 @@ impl Harness {
         let toml = format!(
             r#"
 listen = "127.0.0.1:0"
-store = "sqlite://{}/fm.db"
+store = "{store}"
 concurrency = 4
 lease = "2s"
 secrets_file = "secrets.env"
@@ -50,8 +55,7 @@ signing_secrets = ["PD_SIGNING"]
 [[triggers]]
 source = "alertmanager"
 pipeline = "incident"
-"#,
-            d.display()
+"#
         );
         std::fs::write(d.join("fm.toml"), toml).unwrap();
         let running = fm_server::start_from_file(&d.join("fm.toml"))
@@ -409,4 +413,38 @@ async fn a_bad_config_is_refused_with_every_problem() {
         .to_string();
     assert!(err.contains("NOPE_NOT_SET"), "{err}");
     assert!(err.contains("missing.json"), "{err}");
+}
+
+/// The same intake, dedup and run path on PostgreSQL (in a schema of its own, dropped after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_works_on_postgres() {
+    let Ok(url) = std::env::var("FM_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: FM_TEST_DATABASE_URL not set (the server's PostgreSQL test)");
+        return;
+    };
+    let schema = format!("fm_srv_{}", uuid::Uuid::new_v4().simple());
+    let admin = fm_store::PostgresStore::open_in_schema(&url, &schema)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store_url = format!("{url}{sep}options[search_path]={schema}");
+    let h = Harness::start_on(simple_pipeline(300), "", Some(&store_url)).await;
+    let ev = pd_event("PGINC1", "payment-service", "incident.triggered");
+    let (status, first) = h.pd(&ev, None).await;
+    assert_eq!(status, 202, "{first}");
+    let (_, second) = h.pd(&ev, None).await;
+    assert_eq!(second["alerts"][0]["disposition"], "attached");
+    let run = h.wait_finished(first["run_ids"][0].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["attached_alerts"], 1);
+    let (_, ready) = h.get("/readyz").await;
+    assert_eq!(ready["store"], "postgres");
+    h.stop().await;
+    // The schema name is ours (a UUID), not input.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(admin.pool())
+    .await
+    .unwrap();
 }
