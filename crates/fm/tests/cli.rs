@@ -281,3 +281,42 @@ fn graph_shows_router_branches_and_trycatch_scopes() {
     assert!(dot.contains("cluster_remediate-rollback"), "{dot}");
     assert!(dot.contains("label=\"catch\""), "{dot}");
 }
+
+#[test]
+fn ctrl_c_cancels_a_run_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "slow.pipeline.json",
+        r#"{"name": "slow", "stages": [
+            {"id": "wait", "component": "delay", "config": {"ms": 20000}},
+            {"id": "after", "component": "logger", "depends_on": ["wait"], "config": {"message": "never"}}]}"#,
+    );
+    let child = fm()
+        .arg("run")
+        .arg(&p)
+        .args(["--no-store", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let began = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(3),
+        "cancellation must be prompt"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let rec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["status"], "cancelled");
+    assert_eq!(rec["stages"][0]["status"], "cancelled");
+    assert_eq!(rec["stages"][1]["status"], "cancelled");
+    assert_eq!(rec["stages"][1]["attempts"], 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+}

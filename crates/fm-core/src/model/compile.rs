@@ -358,6 +358,28 @@ fn compile_stage(
     })
 }
 
+/// The runtime of a placeholder stage: a pipeline with placeholders is invalid and never runs.
+#[derive(Debug)]
+struct NeverRuns;
+
+impl crate::component::StageRuntime for NeverRuns {
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn execute<'a>(
+        &'a self,
+        _cx: &'a crate::component::StageContext<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Value, crate::component::StageError>> {
+        Box::pin(async {
+            Err(crate::component::StageError::new(
+                crate::component::ErrorKind::Internal,
+                "a stage whose config has problems cannot run",
+            ))
+        })
+    }
+}
+
 /// Stands in for a stage whose config did not compile; never executed (the pipeline is invalid).
 fn placeholder_stage(id: String, raw: &[&Value], index: &HashMap<String, usize>) -> Stage {
     let component = index
@@ -375,7 +397,7 @@ fn placeholder_stage(id: String, raw: &[&Value], index: &HashMap<String, usize>)
         name: None,
         description: None,
         component,
-        runtime: Arc::new(crate::control::trycatch::TryCatchRuntime),
+        runtime: Arc::new(NeverRuns),
         depends_on: Vec::new(),
         trigger: Default::default(),
         on_error: Default::default(),
