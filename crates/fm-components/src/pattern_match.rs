@@ -35,9 +35,10 @@
 //! - any other key given in `evidence`, unchanged.
 //!
 //! Output: `{matched, pattern: {id, issue_type, remediation, confidence, description,
-//! held_conditions} | null,
-//! ambiguous, summary, available, candidates: [{id, issue_type, confidence, remediation, matched,
-//! held, required, conditions: [{name, expr, held, error?}]}], library}`. When several patterns
+//! held_conditions} | null, ambiguous, summary, available, signals (the log counts), candidates:
+//! [{id, issue_type, confidence, remediation, matched, held, required, conditions: [{name, expr,
+//! held, error?}]}], library}`. `summary` is one line for humans (what matched, or the closest
+//! candidate and which evidence was unavailable). When several patterns
 //! match, the first in file order wins, unless they disagree on the issue type: then nothing
 //! matches (`ambiguous: true`), because contradictory evidence is a human's call.
 
@@ -676,7 +677,36 @@ impl PatternMatchRuntime {
                 held,
                 p.conditions.len()
             ),
-            (None, false) => "no known issue matches the evidence".to_owned(),
+            (None, false) => {
+                let mut s = "no known issue matches the evidence".to_owned();
+                // On a tie, the first in file order (max_by_key keeps the last of equals).
+                let closest = candidates
+                    .iter()
+                    .rev()
+                    .filter(|c| c["held"].as_u64().unwrap_or(0) > 0)
+                    .max_by_key(|c| c["held"].as_u64().unwrap_or(0));
+                if let Some(c) = closest {
+                    s.push_str(&format!(
+                        "; closest: '{}', {} of {} conditions held",
+                        c["id"].as_str().unwrap_or("?"),
+                        c["held"],
+                        c["conditions"].as_array().map_or(0, Vec::len)
+                    ));
+                }
+                s
+            }
+        };
+        let missing: Vec<&str> = ["logs", "metrics", "deploys"]
+            .into_iter()
+            .filter(|k| evidence["available"][*k] == Value::Bool(false))
+            .collect();
+        let summary = if missing.is_empty() {
+            summary
+        } else {
+            format!(
+                "{summary} (partial evidence: {} unavailable)",
+                missing.join(", ")
+            )
         };
         let pattern = winner.map_or(Value::Null, |(p, _)| {
             let index = self
