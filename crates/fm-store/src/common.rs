@@ -169,6 +169,85 @@ pub(crate) fn journal_op(e: &Event) -> Result<Option<JournalOp<'_>>, String> {
     }))
 }
 
+/// The journal writes of one batch of events, coalesced: a stage that started and settled
+/// within the batch needs one row write, not two. Returns the settles (with the start time of a
+/// start coalesced into them), and the other operations in event order.
+pub(crate) fn coalesce_journal<'a>(
+    ops: Vec<JournalOp<'a>>,
+) -> (Vec<(JournalOp<'a>, Option<&'a str>)>, Vec<JournalOp<'a>>) {
+    use std::collections::HashMap;
+    let mut settled: HashMap<&str, usize> = HashMap::new();
+    let mut settles: Vec<(JournalOp<'a>, Option<&'a str>)> = Vec::new();
+    let mut started: HashMap<&str, &'a str> = HashMap::new();
+    let mut others: Vec<JournalOp<'a>> = Vec::new();
+    for op in ops {
+        match op {
+            JournalOp::Start {
+                stage, started_at, ..
+            } => {
+                started.entry(stage).or_insert(started_at);
+                others.push(op);
+            }
+            JournalOp::Settle { stage, .. } => {
+                let start = started.get(stage).copied();
+                match settled.get(stage) {
+                    Some(&i) => settles[i] = (op, start),
+                    None => {
+                        settled.insert(stage, settles.len());
+                        settles.push((op, start));
+                    }
+                }
+            }
+            other => others.push(other),
+        }
+    }
+    // Starts and retries of stages that settle in this batch are superseded by the settle.
+    others.retain(|op| match op {
+        JournalOp::Start { stage, .. } | JournalOp::Retrying { stage } => {
+            !settled.contains_key(stage)
+        }
+        _ => true,
+    });
+    (settles, others)
+}
+
+/// Rows per multi-row journal upsert (9 parameters each).
+pub(crate) const SETTLE_CHUNK: usize = 256;
+
+/// A multi-row upsert of settled stages: `$1` run, then per row stage, status, attempts,
+/// output, error, duration, started_at, now.
+pub(crate) fn journal_settle_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO fm_stage_journal \
+         (run_id, stage_id, status, attempts, output, error, duration_ms, started_at, updated_at) VALUES ",
+    );
+    for r in 0..rows {
+        let p = 1 + r * 8;
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 8
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (run_id, stage_id) DO UPDATE SET status = excluded.status, \
+           attempts = excluded.attempts, output = excluded.output, error = excluded.error, \
+           duration_ms = excluded.duration_ms, \
+           started_at = COALESCE(fm_stage_journal.started_at, excluded.started_at), \
+           updated_at = excluded.updated_at",
+    );
+    sql
+}
+
 /// A journal row as read for resuming.
 pub(crate) struct JournalRow {
     pub stage_id: String,
@@ -936,10 +1015,33 @@ macro_rules! store_impl {
                     }
                     q.execute(&mut *tx).await.map_err(dbe(op))?;
                 }
+                let mut ops = Vec::new();
                 for e in events {
                     if let Some(j) = journal_op(e).map_err(|m| StoreError::Invalid { op, message: m })? {
-                        Self::journal_op_exec(&mut tx, run_id, j, now).await.map_err(dbe(op))?;
+                        ops.push(j);
                     }
+                }
+                let (settles, others) = coalesce_journal(ops);
+                for j in others {
+                    Self::journal_op_exec(&mut tx, run_id, j, now).await.map_err(dbe(op))?;
+                }
+                // Settled stages: a few multi-row statements, not one per stage.
+                for chunk in settles.chunks(SETTLE_CHUNK) {
+                    let mut q = ::sqlx::query(::sqlx::AssertSqlSafe(journal_settle_sql(chunk.len()))).bind(run_id);
+                    for (j, started_at) in chunk {
+                        if let JournalOp::Settle { stage, status, attempts, output, error, duration_ms } = j {
+                            q = q
+                                .bind(*stage)
+                                .bind(*status)
+                                .bind(to_i32(*attempts))
+                                .bind(output.clone())
+                                .bind(error.clone())
+                                .bind(i64::try_from(*duration_ms).unwrap_or(i64::MAX))
+                                .bind(*started_at)
+                                .bind(now);
+                        }
+                    }
+                    q.execute(&mut *tx).await.map_err(dbe(op))?;
                 }
                 tx.commit().await.map_err(dbe(op))
             }

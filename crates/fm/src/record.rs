@@ -1,11 +1,17 @@
-//! `fm run` records its run in the local store, as a server would: the run, its events and
-//! stage journal, its final record; and budgets are checked there, so they hold across runs.
+//! `fm run` records its run in the local store: the run, the start of every non-idempotent stage
+//! before it acts (the start journal), and the final record (every stage, log line and warning,
+//! the fold of the run's events); budgets are checked there too, so they hold across runs.
+//!
+//! Unlike a server, `fm run` does not store the event stream itself: nobody streams a CLI run's
+//! events from the store, and writing thousands of rows would make a 2,000-stage run several
+//! times slower. Nothing about safety depends on it: if this process dies, the start journal
+//! tells a server resuming the run which non-idempotent stages may have acted, and those are
+//! never repeated.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use fm_core::RunRecord;
-use fm_server::recorder::{EventWriter, WriterSink};
 use fm_store::{NewRun, RunStore};
 use serde_json::Value;
 
@@ -13,7 +19,6 @@ pub struct Recording {
     pub store: Arc<dyn RunStore>,
     pub worker_id: String,
     run_id: String,
-    writer: EventWriter,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -65,24 +70,17 @@ pub async fn begin(
             }
         })
     };
-    let writer = EventWriter::start(store.clone(), run_id.to_owned());
     Some(Recording {
         store,
         worker_id,
         run_id: run_id.to_owned(),
-        writer,
         heartbeat,
     })
 }
 
 impl Recording {
-    pub fn writer_sink(&self) -> WriterSink {
-        self.writer.sink()
-    }
-
     pub async fn finish(self, record: &RunRecord) {
         self.heartbeat.abort();
-        self.writer.flush().await;
         if let Err(e) = self.store.finish_run(&self.run_id, record).await {
             eprintln!("warning: the finished run could not be recorded: {e}");
         }

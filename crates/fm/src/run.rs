@@ -119,8 +119,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 rec.store.clone(),
                 rec.worker_id.clone(),
             ));
-            let both = Both(rec.writer_sink(), &progress);
-            fm_core::run(&pipeline, prepared, opts, &both).await
+            fm_core::run(&pipeline, prepared, opts, &progress).await
         }
         None => fm_core::run(&pipeline, prepared, opts, &progress).await,
     };
@@ -190,17 +189,4 @@ fn artifact_files(dir: &std::path::Path) -> Vec<PathBuf> {
 
 fn uuid_like() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// The store's journal and the progress display, both fed from the one event stream.
-struct Both<'a>(
-    fm_server::recorder::WriterSink,
-    &'a crate::progress::Progress,
-);
-
-impl fm_core::EventSink for Both<'_> {
-    fn emit(&self, e: &fm_core::Event) {
-        self.0.emit(e);
-        self.1.emit(e);
-    }
 }

@@ -91,20 +91,46 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
                     s.attached_alerts
                 );
             }
-            let width = journal.iter().map(|j| j.stage_id.len()).max().unwrap_or(8);
-            for j in &journal {
-                let dur = j.duration_ms.map_or(String::new(), |d| format!("{d} ms"));
-                let err = j
-                    .error
-                    .as_ref()
-                    .and_then(|e| e.get("message"))
-                    .and_then(|m| m.as_str())
+            // The final record has every stage; while a run is going, the journal is what there is.
+            let rows: Vec<(String, String, Option<u64>, Option<String>)> = match &run.record {
+                Some(rec) => rec
+                    .stages
+                    .iter()
+                    .map(|st| {
+                        let err = st
+                            .error
+                            .as_ref()
+                            .map(|e| e.message.clone())
+                            .or_else(|| st.skip_reason.as_ref().map(|r| r.message.clone()));
+                        (
+                            st.id.clone(),
+                            st.status.as_str().to_owned(),
+                            st.duration_ms,
+                            err,
+                        )
+                    })
+                    .collect(),
+                None => journal
+                    .iter()
+                    .map(|j| {
+                        let err = j
+                            .error
+                            .as_ref()
+                            .and_then(|e| e.get("message"))
+                            .and_then(|m| m.as_str())
+                            .map(str::to_owned);
+                        (j.stage_id.clone(), j.status.clone(), j.duration_ms, err)
+                    })
+                    .collect(),
+            };
+            let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(8);
+            for (id, status, dur, err) in &rows {
+                let dur = dur.map_or(String::new(), |d| format!("{d} ms"));
+                let err = err
+                    .as_deref()
                     .map(|m| format!("  {}", m.lines().next().unwrap_or("")))
                     .unwrap_or_default();
-                println!(
-                    "  {:<width$}  {:<10}  {:>8}{err}",
-                    j.stage_id, j.status, dur
-                );
+                println!("  {id:<width$}  {status:<10}  {dur:>8}{err}");
             }
             if let Some(e) = &s.error {
                 println!("  error: {}", e.message);

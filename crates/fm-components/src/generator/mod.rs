@@ -67,7 +67,7 @@ impl Default for RetryTuning {
 /// shared HTTP client.
 pub struct Generator {
     env: Arc<LlmEnv>,
-    client: Result<reqwest::Client, String>,
+    client: crate::http::transport::LazyClient,
     retry: RetryTuning,
 }
 
@@ -131,7 +131,7 @@ impl std::fmt::Debug for ResponseFormat {
 /// A compiled `generator` stage.
 #[derive(Debug)]
 pub struct GeneratorRuntime {
-    client: Result<reqwest::Client, String>,
+    client: crate::http::transport::LazyClient,
     /// The provider, endpoint, key and model; `Err` says how to configure one (preflight).
     resolved: Result<Resolved, String>,
     system_prompt: Option<Template>,
@@ -298,7 +298,6 @@ impl StageRuntime for GeneratorRuntime {
     }
 
     fn preflight(&self) -> Result<(), String> {
-        self.client.as_ref().map_err(Clone::clone)?;
         self.resolved.as_ref().map(|_| ()).map_err(Clone::clone)
     }
 
@@ -339,8 +338,8 @@ impl GeneratorRuntime {
             .map_err(|m| StageError::new(ErrorKind::Config, m.clone()).retryable(false))?;
         let client = self
             .client
-            .as_ref()
-            .map_err(|m| StageError::new(ErrorKind::Internal, m.clone()).retryable(false))?;
+            .get()
+            .map_err(|m| StageError::new(ErrorKind::Internal, m).retryable(false))?;
         let system = match &self.system_prompt {
             Some(t) => Some(
                 t.render_string(cx.scope)

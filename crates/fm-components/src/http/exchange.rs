@@ -34,10 +34,6 @@ impl StageRuntime for HttpRequestRuntime {
         self.read_only || matches!(&self.method, MethodSpec::Literal(m) if is_safe(m))
     }
 
-    fn preflight(&self) -> Result<(), String> {
-        self.client.as_ref().map(|_| ()).map_err(Clone::clone)
-    }
-
     fn execute<'a>(&'a self, cx: &'a StageContext<'a>) -> BoxFuture<'a, Result<Value, StageError>> {
         Box::pin(self.run(cx))
     }
@@ -151,8 +147,8 @@ impl HttpRequestRuntime {
         }
         let client = self
             .client
-            .as_ref()
-            .map_err(|e| StageError::new(ErrorKind::Internal, e.clone()).retryable(false))?;
+            .get()
+            .map_err(|e| StageError::new(ErrorKind::Internal, e).retryable(false))?;
         let what = format!("{} {}", req.method, req.url);
         let started = Instant::now();
         let exchange = async {

@@ -40,7 +40,7 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OP
 
 /// The `http_request` component. Holds the one connection-pooled client every stage shares.
 pub struct HttpRequest {
-    client: Result<reqwest::Client, String>,
+    client: transport::LazyClient,
     allow: allow::HostAllowlist,
 }
 
@@ -82,7 +82,7 @@ enum BodySpec {
 /// A compiled `http_request` stage.
 #[derive(Debug)]
 pub struct HttpRequestRuntime {
-    client: Result<reqwest::Client, String>,
+    client: transport::LazyClient,
     url: Template,
     method: MethodSpec,
     headers: Option<ValueTemplate>,

@@ -12,7 +12,32 @@ pub(crate) const USER_AGENT: &str = concat!("fm/", env!("CARGO_PKG_VERSION"));
 
 /// One connection-pooled client. Redirects are followed by http_request itself (per-stage
 /// setting, credentials dropped across origins), so the client never follows them.
-pub(crate) fn new_client() -> Result<reqwest::Client, String> {
+/// The connection-pooled client of one component, built on first use: building it loads the
+/// system's root certificates, which costs milliseconds a run that makes no request (or a
+/// `fm validate`) should not pay.
+#[derive(Clone, Default)]
+pub(crate) struct LazyClient(std::sync::Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>);
+
+impl LazyClient {
+    pub(crate) fn get(&self) -> Result<&reqwest::Client, String> {
+        self.0
+            .get_or_init(build_client)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl std::fmt::Debug for LazyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LazyClient")
+    }
+}
+
+pub(crate) fn new_client() -> LazyClient {
+    LazyClient::default()
+}
+
+fn build_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60))

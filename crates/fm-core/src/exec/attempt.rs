@@ -65,7 +65,9 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
             emit_warning: &emit_warning,
         };
         let began = Instant::now();
-        if let Some(journal) = env.journal {
+        // Only a stage that must not run twice needs its start on record before it acts: an
+        // idempotent one that was in flight at a crash is simply run again.
+        if let Some(journal) = env.journal.filter(|_| !stage.idempotent) {
             if let Err(e) = journal
                 .stage_starting(&env.shared.run_id, id, attempt)
                 .await
