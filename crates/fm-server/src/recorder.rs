@@ -9,6 +9,9 @@ use fm_store::RunStore;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// How long events are gathered before a write.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub struct EventWriter {
     tx: mpsc::UnboundedSender<Event>,
     task: JoinHandle<()>,
@@ -19,9 +22,16 @@ impl EventWriter {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let task = tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
+                // Gather for a moment: one transaction for a burst of events instead of one
+                // each. Stage starts that must be durable before acting do not wait for this
+                // (they go through the start journal).
                 let mut batch = vec![first];
-                while let Ok(e) = rx.try_recv() {
-                    batch.push(e);
+                let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+                loop {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(e)) => batch.push(e),
+                        Ok(None) | Err(_) => break,
+                    }
                 }
                 if let Err(e) = store.append_events(&run_id, &batch).await {
                     tracing::error!(run = %run_id, error = %e, "journaling events failed");

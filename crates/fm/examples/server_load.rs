@@ -102,7 +102,8 @@ async fn main() {
     let rate: u64 = arg("--rate", "50").parse().unwrap_or(50);
     let seconds: u64 = arg("--seconds", "10").parse().unwrap_or(10);
     let concurrency = arg("--concurrency", "16");
-    let fm_bin = arg("--fm", "target/release/fm");
+    let fm_bin = std::fs::canonicalize(arg("--fm", "target/release/fm"))
+        .expect("the fm binary (build it first: cargo build --release -p fm)");
     let pipeline = std::fs::canonicalize(arg(
         "--pipeline",
         "pipelines/devops-incident-response.pipeline.json",
@@ -149,8 +150,9 @@ async fn main() {
     let mut child: Child = Command::new(&fm_bin)
         .args(["serve", "--config"])
         .arg(dir.join("fm.toml"))
-        .current_dir(&dir)
-        .env("RUST_LOG", "warn")
+        // The pipeline's runbook library path is relative to the working directory.
+        .current_dir(std::env::current_dir().expect("cwd"))
+        .env("RUST_LOG", "warn,sqlx=error")
         .env("FM_LLM_PROVIDER", "openai")
         .env("OPENAI_API_KEY", &sb["OPENAI_API_KEY"])
         .env("OPENAI_BASE_URL", &sb["OPENAI_BASE_URL"])
