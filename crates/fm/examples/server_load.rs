@@ -206,10 +206,10 @@ async fn main() {
     wait_runs(&client, &base, n, pid, &peak).await;
     println!(
         "store: {}",
-        if store == "sqlite" {
-            "sqlite"
-        } else {
+        if store_url.starts_with("postgres") {
             "postgres"
+        } else {
+            "sqlite"
         }
     );
     println!("idle RSS: {:.1} MiB", idle as f64 / 1024.0);
