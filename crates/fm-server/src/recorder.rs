@@ -27,11 +27,8 @@ impl EventWriter {
                 // (they go through the start journal).
                 let mut batch = vec![first];
                 let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-                loop {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(e)) => batch.push(e),
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(e)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                    batch.push(e);
                 }
                 if let Err(e) = store.append_events(&run_id, &batch).await {
                     tracing::error!(run = %run_id, error = %e, "journaling events failed");
