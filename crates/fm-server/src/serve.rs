@@ -201,10 +201,11 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
         ),
         work_ready: Notify::new(),
         shutting_down: AtomicBool::new(false),
+        in_flight: std::sync::Mutex::new(HashMap::new()),
     });
     let stop = Arc::new(Notify::new());
     let app = crate::routes::router(state.clone());
-    let workers = tokio::spawn(crate::worker::run_workers(state.clone(), concurrency));
+    let workers = crate::worker::spawn_workers(state.clone(), concurrency);
     let done = {
         let state = state.clone();
         let stop = stop.clone();
@@ -222,10 +223,21 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
             tracing::info!("shutting down: no new alerts or claims; finishing in-flight runs");
             state.shutting_down.store(true, Ordering::SeqCst);
             state.work_ready.notify_waiters();
-            // In-flight runs get until the deadline; after it, their leases simply expire and
-            // another server (or this one, restarted) resumes them from their journals.
-            if tokio::time::timeout(deadline, workers).await.is_err() {
-                tracing::warn!(deadline_s = deadline.as_secs(), "in-flight runs did not finish in time; they will be resumed from their journals");
+            // In-flight runs get until the deadline; after it they are stopped where they are
+            // and handed back to the queue, to be resumed from their journals.
+            let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
+            if tokio::time::timeout(deadline, futures::future::join_all(workers))
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    deadline_s = deadline.as_secs(),
+                    "in-flight runs did not finish in time"
+                );
+                for a in aborts {
+                    a.abort();
+                }
+                crate::worker::hand_back_in_flight(&state).await;
             }
             http_stop.notify_one();
             let _ = http.await;

@@ -28,6 +28,9 @@ pub struct AppState {
     pub work_ready: Notify,
     /// Set when shutdown begins: no new work is accepted or claimed.
     pub shutting_down: AtomicBool,
+    /// Runs executing here, by run id, with the worker holding each lease: handed back to the
+    /// queue if shutdown's deadline passes before they finish.
+    pub in_flight: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl AppState {

@@ -16,16 +16,35 @@ use crate::metrics::{
 };
 use crate::state::Shared;
 
-/// Runs `n` workers until shutdown; returns when all have stopped (in-flight runs finished, or
-/// handed back at the deadline).
-pub async fn run_workers(state: Shared, n: usize) {
-    let mut handles = Vec::new();
-    for i in 0..n {
-        let state = state.clone();
-        handles.push(tokio::spawn(async move { worker_loop(state, i).await }));
-    }
-    for h in handles {
-        let _ = h.await;
+/// Starts `n` workers; each stops claiming when shutdown begins and ends when its run does.
+pub fn spawn_workers(state: Shared, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let state = state.clone();
+            tokio::spawn(async move { worker_loop(state, i).await })
+        })
+        .collect()
+}
+
+/// After shutdown's deadline: the runs still executing here go back to the queue, so another
+/// server (or this one, restarted) resumes them from their journals at once instead of after
+/// their leases expire. Their workers must have been stopped first.
+pub async fn hand_back_in_flight(state: &Shared) {
+    let runs: Vec<(String, String)> = state
+        .in_flight
+        .lock()
+        .map(|m| m.iter().map(|(r, w)| (r.clone(), w.clone())).collect())
+        .unwrap_or_default();
+    for (run_id, worker_id) in runs {
+        match state.store.release(&run_id, &worker_id).await {
+            Ok(true) => {
+                tracing::warn!(run = %run_id, "handed back to the queue unfinished; it resumes from its journal")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(run = %run_id, error = %e, "handing the run back failed; its lease will expire")
+            }
+        }
     }
 }
 
@@ -119,6 +138,9 @@ async fn execute(state: &Shared, worker_id: &str, run: ClaimedRun) {
         return;
     };
     tracing::info!(run = %run.id, pipeline = %run.pipeline, claims = run.claims, resumed = run.resume.is_some(), "run claimed");
+    if let Ok(mut m) = state.in_flight.lock() {
+        m.insert(run.id.clone(), worker_id.to_owned());
+    }
     state.metrics.add(RUNS_IN_PROGRESS, &[], 1.0);
 
     let writer = crate::recorder::EventWriter::start(state.store.clone(), run.id.clone());
@@ -214,6 +236,9 @@ async fn execute(state: &Shared, worker_id: &str, run: ClaimedRun) {
         None => {
             let _ = state.store.request_cancel(&run.id).await;
         }
+    }
+    if let Ok(mut m) = state.in_flight.lock() {
+        m.remove(&run.id);
     }
     state.metrics.add(RUNS_IN_PROGRESS, &[], -1.0);
 }

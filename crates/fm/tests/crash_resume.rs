@@ -220,3 +220,99 @@ health_api = "{}"
     assert!(errors.keys().all(|k| k == "outcome_unknown"), "{errors:?}");
     sandbox.shutdown().await;
 }
+
+/// SIGTERM: the server stops taking work, gives in-flight runs until its deadline, then hands
+/// them back to the queue; the next server resumes them at once (long before their leases
+/// would have expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_unfinished_runs_back_and_the_next_server_finishes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pipeline = json!({"name": "slow", "stages": [
+        {"id": "receive-alert", "component": "json_transform", "config": {"expression": "{alert_id: id}"}},
+        {"id": "work", "component": "delay", "depends_on": ["receive-alert"], "config": {"ms": 2500}},
+        {"id": "done", "component": "logger", "depends_on": ["work"], "config": {"message": "done {{stages.receive-alert.output.alert_id}}"}}
+    ]});
+    std::fs::write(d.join("p.pipeline.json"), pipeline.to_string()).unwrap();
+    std::fs::write(
+        d.join("secrets.env"),
+        format!("PD_SIGNING={SIGNING}\nAPI_TOKEN={TOKEN}\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\nstore = \"sqlite://{}/fm.db\"\nlease = \"60s\"\nshutdown_deadline = \"300ms\"\nsecrets_file = \"secrets.env\"\napi_token_secrets = [\"API_TOKEN\"]\n[[pipelines]]\nname = \"slow\"\nfile = \"p.pipeline.json\"\n[[triggers]]\nsource = \"pagerduty\"\npipeline = \"slow\"\nsigning_secrets = [\"PD_SIGNING\"]\n",
+        d.display()
+    );
+    std::fs::write(d.join("fm.toml"), config).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let server = spawn_server(&d.join("fm.toml"));
+    wait_ready(&client, &base).await;
+    let body = json!({"event": {"event_type": "incident.triggered",
+        "data": {"id": "PTERM1", "title": "t", "service": {"summary": "svc"}}}})
+    .to_string();
+    let resp: Value = client
+        .post(format!("{base}/v1/webhooks/pagerduty"))
+        .header(
+            "x-pagerduty-signature",
+            fm_server::webhooks::pagerduty::sign(body.as_bytes(), SIGNING),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = resp["run_ids"][0].as_str().unwrap().to_owned();
+    let get = |client: reqwest::Client, base: String, id: String| async move {
+        client
+            .get(format!("{base}/v1/runs/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        get(client.clone(), base.clone(), run_id.clone()).await["status"],
+        "running"
+    );
+
+    let began = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success(), "a graceful stop exits 0");
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "the deadline bounds the stop"
+    );
+
+    let server = spawn_server(&d.join("fm.toml"));
+    wait_ready(&client, &base).await;
+    let until = Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let run = get(client.clone(), base.clone(), run_id.clone()).await;
+        if run["status"] == "succeeded" || Instant::now() > until {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut server = server;
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["claims"], 2, "claimed once by each server: {run}");
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "resumed long before the 60 s lease would expire"
+    );
+}
