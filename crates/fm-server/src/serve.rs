@@ -151,14 +151,13 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
         };
         match fm_core::load(&source, &opts) {
             Ok(p) => {
-                for s in &p.stages {
-                    if let Err(m) = s.runtime.preflight() {
-                        problems.push(Problem::new(
-                            "preflight",
-                            format!("pipelines[{i}]"),
-                            format!("pipeline '{}', stage '{}': {m}", entry.name, s.id),
-                        ));
-                    }
+                // A server checks every stage, routed or not: better refused at start than at 3 a.m.
+                for (stage, m) in fm_core::exec::preflight_failures(&p, true) {
+                    problems.push(Problem::new(
+                        "preflight",
+                        format!("pipelines[{i}]"),
+                        format!("pipeline '{}', stage '{stage}': {m}", entry.name),
+                    ));
                 }
                 pipelines.insert(entry.name.clone(), Arc::new(p));
             }

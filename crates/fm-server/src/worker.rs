@@ -78,49 +78,46 @@ struct StoreSink {
     remediations: Vec<String>,
 }
 
+impl StoreSink {
+    /// Duration histogram and, for remediation stages, the outcome counter.
+    fn stage_settled(&self, stage: &str, duration_ms: u64, outcome: &str) {
+        let m = &self.state.metrics;
+        m.observe(
+            STAGE_DURATION,
+            &[("pipeline", &self.pipeline), ("stage", stage)],
+            duration_ms as f64 / 1000.0,
+        );
+        if self.remediations.iter().any(|r| r == stage) {
+            m.inc(
+                REMEDIATIONS_TOTAL,
+                &[("action", stage), ("outcome", outcome)],
+            );
+        }
+    }
+}
+
 impl EventSink for StoreSink {
     fn emit(&self, e: &Event) {
         self.writer.emit(e);
-        let m = &self.state.metrics;
         match &e.kind {
             EventKind::StageSucceeded {
                 stage, duration_ms, ..
-            } => {
-                m.observe(
-                    STAGE_DURATION,
-                    &[("pipeline", &self.pipeline), ("stage", stage)],
-                    *duration_ms as f64 / 1000.0,
-                );
-                if self.remediations.contains(stage) {
-                    m.inc(
-                        REMEDIATIONS_TOTAL,
-                        &[("action", stage), ("outcome", "succeeded")],
-                    );
-                }
-            }
+            } => self.stage_settled(stage, *duration_ms, "succeeded"),
             EventKind::StageFailed {
                 stage,
                 error,
                 duration_ms,
                 ..
             } => {
-                m.observe(
-                    STAGE_DURATION,
-                    &[("pipeline", &self.pipeline), ("stage", stage)],
-                    *duration_ms as f64 / 1000.0,
-                );
-                if self.remediations.contains(stage) {
-                    m.inc(
-                        REMEDIATIONS_TOTAL,
-                        &[("action", stage), ("outcome", error.kind.as_str())],
-                    );
-                }
+                self.stage_settled(stage, *duration_ms, error.kind.as_str());
                 if error.kind == ErrorKind::BudgetExceeded {
-                    m.inc(BUDGET_REFUSALS_TOTAL, &[("stage", stage)]);
+                    self.state
+                        .metrics
+                        .inc(BUDGET_REFUSALS_TOTAL, &[("stage", stage)]);
                 }
             }
             EventKind::RunFinished { status, .. } => {
-                m.inc(
+                self.state.metrics.inc(
                     RUNS_TOTAL,
                     &[("pipeline", &self.pipeline), ("outcome", status.as_str())],
                 );

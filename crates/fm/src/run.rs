@@ -58,7 +58,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
 
-    let run_id = uuid_like();
+    let run_id = uuid::Uuid::new_v4().to_string();
     let run_id_for_store = run_id.clone();
     let input_for_store = prepared.input.clone();
     let artifacts = args
@@ -185,8 +185,4 @@ fn artifact_files(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-fn uuid_like() -> String {
-    uuid::Uuid::new_v4().to_string()
 }

@@ -169,24 +169,25 @@ pub fn prepare(p: &Pipeline, input: Value, source: &SecretSource) -> Result<Prep
         .iter()
         .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
         .collect();
-    for s in &p.stages {
-        // A stage only a router can start (e.g. the incident pipeline's model stages, skipped in
-        // its rules-only mode) is checked when it starts, not here: its attempt fails then.
-        if !s.routed_by.is_empty() {
-            continue;
-        }
-        s.runtime
-            .preflight()
-            .map_err(|message| StartError::Preflight {
-                stage: s.id.clone(),
-                message,
-            })?;
+    if let Some((stage, message)) = preflight_failures(p, false).into_iter().next() {
+        return Err(StartError::Preflight { stage, message });
     }
     Ok(Prepared {
         input,
         secrets,
         env,
     })
+}
+
+/// Components' own pre-run checks (an LLM provider is configured, ...), as (stage, message).
+/// Without `include_routed`, a stage only a router can start is left out: it may never run (the
+/// incident pipeline's model stages in its rules-only mode), and if it does, its attempt fails.
+pub fn preflight_failures(p: &Pipeline, include_routed: bool) -> Vec<(String, String)> {
+    p.stages
+        .iter()
+        .filter(|s| include_routed || s.routed_by.is_empty())
+        .filter_map(|s| s.runtime.preflight().err().map(|m| (s.id.clone(), m)))
+        .collect()
 }
 
 /// Runs a prepared pipeline to the end. Every state change goes to `sink`; the returned record
