@@ -88,12 +88,13 @@ pub async fn take_alert(
     }
 
     // Flapping: this alert would be more than max_alerts within the window.
+    let max_alerts = state.config.flapping.max_alerts;
     let recent = state
         .store
-        .recent_alert_count(&alert.service, state.config.flapping.window)
+        .recent_alert_count(&alert.service, state.config.flapping.window, max_alerts)
         .await
         .map_err(|e| IntakeError::Store(e.to_string()))?;
-    let flapping = recent + 1 > state.config.flapping.max_alerts;
+    let flapping = recent + 1 > max_alerts;
 
     let mut input = match &trigger.input {
         Some(t) => t.render(&scope).map_err(|e| {

@@ -381,14 +381,25 @@ pub(crate) const INSERT_RESOLVED_ALERT: &str = "INSERT INTO fm_alerts \
        (SELECT id FROM fm_runs WHERE dedup_key = $3 AND status IN ('queued', 'running')), \
        'resolved_recorded')";
 
-pub(crate) const RECENT_ALERTS: &str = "SELECT COUNT(*) FROM fm_alerts \
-     WHERE service = $1 AND received_at > $2 AND disposition <> 'resolved_recorded'";
+/// `$1` service, `$2` since, `$3` at most: the caller only needs to know whether the count
+/// passed its threshold, so no count reads more than that many index entries. The
+/// `disposition` term matches the partial index `fm_alerts_firing` (migration 2).
+pub(crate) const RECENT_ALERTS: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM fm_alerts \
+     WHERE service = $1 AND received_at > $2 AND disposition <> 'resolved_recorded' \
+     LIMIT $3) AS recent";
 
-/// `$1` worker, `$2` lease expiry, `$3` now. `{lock}` is replaced by the backend's row lock.
+/// `$1` worker, `$2` lease expiry, `$3` now. `{lock}` is replaced by the backend's row lock,
+/// `{queue}` by how it names the queue index.
+///
+/// The redundant `status IN (…)` lets the planner walk the partial queue index in claim order
+/// and stop at the first row (it skips only the runs being executed, whose leases are live).
+/// Without it SQLite picked the status index and sorted every queued run on each claim: 2 ms a
+/// claim with 10,000 queued, inside the single writer's transaction.
 pub(crate) const CLAIM_TEMPLATE: &str = "UPDATE fm_runs SET status = 'running', lease_owner = $1, \
      lease_expires_at = $2, claims = claims + 1, started_at = COALESCE(started_at, $3) \
-     WHERE id = (SELECT id FROM fm_runs \
-                 WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $3) \
+     WHERE id = (SELECT id FROM {queue} \
+                 WHERE status IN ('queued', 'running') \
+                   AND (status = 'queued' OR lease_expires_at < $3) \
                  ORDER BY created_at, id LIMIT 1{lock}) \
      RETURNING id, pipeline, input, dry_run, service, source, claims, cancel_requested";
 
@@ -903,10 +914,11 @@ macro_rules! store_impl {
                 Ok(id)
             }
 
-            async fn recent_alert_count(&self, service: &str, window: Duration) -> Result<u32, StoreError> {
+            async fn recent_alert_count(&self, service: &str, window: Duration, at_most: u32) -> Result<u32, StoreError> {
                 let n: i64 = ::sqlx::query_scalar(RECENT_ALERTS)
                     .bind(service)
                     .bind(now_ms().saturating_sub(dur_ms(window)))
+                    .bind(i64::from(at_most))
                     .fetch_one(&self.pool)
                     .await
                     .map_err(dbe("count recent alerts"))?;

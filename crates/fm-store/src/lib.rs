@@ -113,8 +113,14 @@ pub trait RunStore: StartJournal + BudgetLedger + Send + Sync {
     async fn record_alert_only(&self, alert: AlertIn) -> Result<String, StoreError>;
 
     /// Firing alerts (those that started or attached to a run) for `service` received within
-    /// `window` before now. Resolved alerts are not counted.
-    async fn recent_alert_count(&self, service: &str, window: Duration) -> Result<u32, StoreError>;
+    /// `window` before now, counted up to `at_most` (the count stops there: a flapping check
+    /// needs only to know whether its threshold was passed). Resolved alerts are not counted.
+    async fn recent_alert_count(
+        &self,
+        service: &str,
+        window: Duration,
+        at_most: u32,
+    ) -> Result<u32, StoreError>;
 
     /// Claims the oldest run that is queued, or running with an expired lease, for `worker_id`
     /// until now + `lease`. A run that had been claimed before comes with its `resume` state.

@@ -17,8 +17,11 @@ pub struct PostgresStore {
     url: String,
 }
 
-static CLAIM_SQL: LazyLock<String> =
-    LazyLock::new(|| CLAIM_TEMPLATE.replace("{lock}", " FOR UPDATE SKIP LOCKED"));
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    CLAIM_TEMPLATE
+        .replace("{queue}", "fm_runs")
+        .replace("{lock}", " FOR UPDATE SKIP LOCKED")
+});
 
 impl PostgresStore {
     pub(crate) const BACKEND: &'static str = "postgres";

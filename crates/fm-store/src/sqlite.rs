@@ -25,7 +25,11 @@ pub struct SqliteStore {
     writer: Arc<tokio::sync::Mutex<()>>,
 }
 
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| CLAIM_TEMPLATE.replace("{lock}", ""));
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    CLAIM_TEMPLATE
+        .replace("{queue}", "fm_runs INDEXED BY fm_runs_queue")
+        .replace("{lock}", "")
+});
 
 impl SqliteStore {
     pub(crate) const BACKEND: &'static str = "sqlite";

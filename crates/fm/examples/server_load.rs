@@ -152,7 +152,10 @@ async fn main() {
         .arg(dir.join("fm.toml"))
         // The pipeline's runbook library path is relative to the working directory.
         .current_dir(std::env::current_dir().expect("cwd"))
-        .env("RUST_LOG", "warn,sqlx=error")
+        .env(
+            "RUST_LOG",
+            std::env::var("FM_LOAD_LOG").unwrap_or_else(|_| "warn,sqlx=error".into()),
+        )
         .env("FM_LLM_PROVIDER", "openai")
         .env("OPENAI_API_KEY", &sb["OPENAI_API_KEY"])
         .env("OPENAI_BASE_URL", &sb["OPENAI_BASE_URL"])
