@@ -5,8 +5,9 @@
 //!
 //! - `BACKEND`, `CLAIM_SQL` (the claim, with `FOR UPDATE SKIP LOCKED` on PostgreSQL),
 //!   `ROW_LOCK` (`FOR UPDATE` or nothing);
-//! - `write_tx()` (SQLite `BEGIN IMMEDIATE`: one writer at a time, waiting up to the busy
-//!   timeout; PostgreSQL `BEGIN`, relying on row locks);
+//! - `write(op, f)`: runs `f` in a write transaction and commits it (SQLite: in the next batch
+//!   of the process's single writer, see `writer.rs`; PostgreSQL: a transaction of its own on
+//!   a pooled connection, relying on row locks);
 //! - `lock_budget(tx, key)` (nothing on SQLite, already serialized; an advisory transaction
 //!   lock on PostgreSQL);
 //! - `migration_tx()` (a write transaction that no other process can migrate concurrently with).
@@ -60,14 +61,26 @@ pub(crate) fn json_text<T: Serialize + ?Sized>(v: &T) -> Result<String, String> 
     serde_json::to_string(v).map_err(|e| e.to_string())
 }
 
-/// An event as stored: the event with the store's sequence number, serialized exactly like
-/// `Event` (so it reads back as one) without cloning it.
+/// An event as stored, less its sequence number: serialized outside the write transaction;
+/// [`with_seq`] adds the number the store gives it inside. Reads back as an `Event`.
 #[derive(Serialize)]
-pub(crate) struct StoredEvent<'a> {
-    pub seq: u64,
+pub(crate) struct EventBody<'a> {
     pub at_ms: u64,
     #[serde(flatten)]
     pub kind: &'a EventKind,
+}
+
+/// `{"seq":N,…body…}`: the stored event text from a serialized [`EventBody`] (a JSON object).
+pub(crate) fn with_seq(seq: u64, body: &str) -> String {
+    let rest = body.strip_prefix('{').unwrap_or("}");
+    let mut text = String::with_capacity(body.len() + 24);
+    text.push_str("{\"seq\":");
+    text.push_str(&seq.to_string());
+    if rest != "}" {
+        text.push(',');
+    }
+    text.push_str(rest);
+    text
 }
 
 /// Listing cursors: `<created_at ms>:<run id>` of the last row of the previous page.
@@ -80,19 +93,20 @@ pub(crate) fn decode_cursor(c: &str) -> Option<(i64, String)> {
     Some((ms.parse().ok()?, id.to_owned()))
 }
 
-/// A journal write derived from an event.
-pub(crate) enum JournalOp<'a> {
+/// A journal write derived from an event. Owned, so a batch of them can be handed to the
+/// writer (SQLite's runs in another task).
+pub(crate) enum JournalOp {
     /// An attempt started: `running` (unless the stage already succeeded or failed).
     Start {
-        stage: &'a str,
+        stage: String,
         attempt: u32,
-        started_at: &'a str,
+        started_at: String,
     },
     /// Between attempts: `retrying` (still in flight for resume purposes).
-    Retrying { stage: &'a str },
+    Retrying { stage: String },
     /// Succeeded or failed: the result, final.
     Settle {
-        stage: &'a str,
+        stage: String,
         status: &'static str,
         attempts: u32,
         output: Option<String>,
@@ -101,32 +115,34 @@ pub(crate) enum JournalOp<'a> {
     },
     /// Skipped or cancelled (never overwrites a success or failure).
     End {
-        stage: &'a str,
+        stage: String,
         status: &'static str,
         error: Option<String>,
         duration_ms: Option<u64>,
     },
 }
 
-pub(crate) fn journal_op(e: &Event) -> Result<Option<JournalOp<'_>>, String> {
+pub(crate) fn journal_op(e: &Event) -> Result<Option<JournalOp>, String> {
     Ok(Some(match &e.kind {
         EventKind::StageStarted {
             stage,
             attempt,
             started_at,
         } => JournalOp::Start {
-            stage,
+            stage: stage.clone(),
             attempt: *attempt,
-            started_at,
+            started_at: started_at.clone(),
         },
-        EventKind::StageRetrying { stage, .. } => JournalOp::Retrying { stage },
+        EventKind::StageRetrying { stage, .. } => JournalOp::Retrying {
+            stage: stage.clone(),
+        },
         EventKind::StageSucceeded {
             stage,
             output,
             attempts,
             duration_ms,
         } => JournalOp::Settle {
-            stage,
+            stage: stage.clone(),
             status: "succeeded",
             attempts: *attempts,
             output: Some(json_text(output)?),
@@ -140,7 +156,7 @@ pub(crate) fn journal_op(e: &Event) -> Result<Option<JournalOp<'_>>, String> {
             duration_ms,
             ..
         } => JournalOp::Settle {
-            stage,
+            stage: stage.clone(),
             status: "failed",
             attempts: *attempts,
             output: error.output.as_ref().map(json_text).transpose()?,
@@ -148,7 +164,7 @@ pub(crate) fn journal_op(e: &Event) -> Result<Option<JournalOp<'_>>, String> {
             duration_ms: *duration_ms,
         },
         EventKind::StageSkipped { stage, reason } => JournalOp::End {
-            stage,
+            stage: stage.clone(),
             status: "skipped",
             error: Some(json_text(reason)?),
             duration_ms: None,
@@ -158,7 +174,7 @@ pub(crate) fn journal_op(e: &Event) -> Result<Option<JournalOp<'_>>, String> {
             duration_ms,
             reason,
         } => JournalOp::End {
-            stage,
+            stage: stage.clone(),
             status: "cancelled",
             error: Some(json_text(
                 &serde_json::json!({ "kind": "cancelled", "message": reason }),
@@ -172,28 +188,32 @@ pub(crate) fn journal_op(e: &Event) -> Result<Option<JournalOp<'_>>, String> {
 /// The journal writes of one batch of events, coalesced: a stage that started and settled
 /// within the batch needs one row write, not two. Returns the settles (with the start time of a
 /// start coalesced into them), and the other operations in event order.
-pub(crate) fn coalesce_journal<'a>(
-    ops: Vec<JournalOp<'a>>,
-) -> (Vec<(JournalOp<'a>, Option<&'a str>)>, Vec<JournalOp<'a>>) {
+pub(crate) fn coalesce_journal(
+    ops: Vec<JournalOp>,
+) -> (Vec<(JournalOp, Option<String>)>, Vec<JournalOp>) {
     use std::collections::HashMap;
-    let mut settled: HashMap<&str, usize> = HashMap::new();
-    let mut settles: Vec<(JournalOp<'a>, Option<&'a str>)> = Vec::new();
-    let mut started: HashMap<&str, &'a str> = HashMap::new();
-    let mut others: Vec<JournalOp<'a>> = Vec::new();
+    let mut settled: HashMap<String, usize> = HashMap::new();
+    let mut settles: Vec<(JournalOp, Option<String>)> = Vec::new();
+    let mut started: HashMap<String, String> = HashMap::new();
+    let mut others: Vec<JournalOp> = Vec::new();
     for op in ops {
         match op {
             JournalOp::Start {
-                stage, started_at, ..
+                ref stage,
+                ref started_at,
+                ..
             } => {
-                started.entry(stage).or_insert(started_at);
+                started
+                    .entry(stage.clone())
+                    .or_insert_with(|| started_at.clone());
                 others.push(op);
             }
-            JournalOp::Settle { stage, .. } => {
-                let start = started.get(stage).copied();
+            JournalOp::Settle { ref stage, .. } => {
+                let start = started.get(stage).cloned();
                 match settled.get(stage) {
                     Some(&i) => settles[i] = (op, start),
                     None => {
-                        settled.insert(stage, settles.len());
+                        settled.insert(stage.clone(), settles.len());
                         settles.push((op, start));
                     }
                 }
@@ -304,44 +324,6 @@ pub(crate) fn build_resume(rows: Vec<JournalRow>) -> Result<ResumeState, String>
         }
     }
     Ok(ResumeState { settled, in_flight })
-}
-
-/// A write transaction, with (on SQLite) this process's writer slot: writers of one process
-/// queue on an async mutex instead of on SQLite's busy handler, which polls with sleeps of up to
-/// 100 ms. Derefs to the connection, so `&mut *tx` is an executor.
-pub(crate) struct WriteTx<DB: sqlx::Database> {
-    tx: sqlx::Transaction<'static, DB>,
-    _slot: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl<DB: sqlx::Database> WriteTx<DB> {
-    pub fn new(
-        tx: sqlx::Transaction<'static, DB>,
-        slot: Option<tokio::sync::OwnedMutexGuard<()>>,
-    ) -> Self {
-        WriteTx { tx, _slot: slot }
-    }
-
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
-}
-
-impl<DB: sqlx::Database> std::ops::Deref for WriteTx<DB> {
-    type Target = DB::Connection;
-    fn deref(&self) -> &DB::Connection {
-        &self.tx
-    }
-}
-
-impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<DB> {
-    fn deref_mut(&mut self) -> &mut DB::Connection {
-        &mut self.tx
-    }
 }
 
 // ---- SQL shared by both backends -------------------------------------------------------------
@@ -672,40 +654,46 @@ macro_rules! store_impl {
                 status: &'static str,
                 lease: Option<(&str, Duration)>,
             ) -> Result<String, StoreError> {
-                let now = now_ms();
                 let input = json_text(&run.input).map_err(|m| StoreError::Invalid { op, message: format!("input: {m}") })?;
-                let res = ::sqlx::query(INSERT_RUN)
-                    .bind(&run.id)
-                    .bind(&run.pipeline)
-                    .bind(status)
-                    .bind(input)
-                    .bind(&run.service)
-                    .bind(&run.dedup_key)
-                    .bind(&run.source)
-                    .bind(run.dry_run)
-                    .bind(now)
-                    .bind(lease.map(|_| now))
-                    .bind(lease.map(|(w, _)| w.to_owned()))
-                    .bind(lease.map(|(_, l)| now.saturating_add(dur_ms(l))))
-                    .bind(if lease.is_some() { 1_i32 } else { 0_i32 })
-                    .execute(&self.pool)
-                    .await;
-                match res {
-                    Ok(_) => Ok(run.id),
-                    Err(::sqlx::Error::Database(d)) if d.is_unique_violation() => Err(StoreError::Invalid {
-                        op,
-                        message: match &run.dedup_key {
-                            Some(k) => format!(
-                                "run id '{}' exists already, or a run with dedup key '{k}' is already queued or running",
-                                run.id
-                            ),
-                            None => format!("run id '{}' exists already", run.id),
-                        },
-                    }),
-                    Err(e) => Err(StoreError::db(Self::BACKEND, op, e)),
-                }
+                let lease = lease.map(|(w, l)| (w.to_owned(), l));
+                self.write(op, move |conn| Box::pin(async move {
+                    let now = now_ms();
+                    let res = ::sqlx::query(INSERT_RUN)
+                        .bind(&run.id)
+                        .bind(&run.pipeline)
+                        .bind(status)
+                        .bind(input)
+                        .bind(&run.service)
+                        .bind(&run.dedup_key)
+                        .bind(&run.source)
+                        .bind(run.dry_run)
+                        .bind(now)
+                        .bind(lease.as_ref().map(|_| now))
+                        .bind(lease.as_ref().map(|(w, _)| w.clone()))
+                        .bind(lease.as_ref().map(|(_, l)| now.saturating_add(dur_ms(*l))))
+                        .bind(if lease.is_some() { 1_i32 } else { 0_i32 })
+                        .execute(&mut *conn)
+                        .await;
+                    match res {
+                        Ok(_) => Ok(run.id),
+                        Err(::sqlx::Error::Database(d)) if d.is_unique_violation() => Err(StoreError::Invalid {
+                            op,
+                            message: match &run.dedup_key {
+                                Some(k) => format!(
+                                    "run id '{}' exists already, or a run with dedup key '{k}' is already queued or running",
+                                    run.id
+                                ),
+                                None => format!("run id '{}' exists already", run.id),
+                            },
+                        }),
+                        Err(e) => Err(StoreError::db(Self::BACKEND, op, e)),
+                    }
+                }))
+                .await
             }
 
+            /// One attempt at accepting an alert: `None` if another process started a run for
+            /// the key between the two statements (try again, and attach to it).
             async fn try_accept_alert(
                 &self,
                 alert: &AlertIn,
@@ -714,80 +702,76 @@ macro_rules! store_impl {
                 input: &str,
             ) -> Result<Option<AlertOutcome>, StoreError> {
                 let op = "accept alert";
-                let now = now_ms();
                 let alert_id = new_alert_id();
                 let received = ms_of(alert.received_at);
-                let mut tx = self.write_tx().await.map_err(dbe(op))?;
-                if let Some(key) = &alert.dedup_key {
-                    let attached = ::sqlx::query(ATTACH_TO_ACTIVE)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(dbe(op))?;
-                    if let Some(row) = attached {
-                        let run_id: String = get(&row, "id", op)?;
-                        let count: i32 = get(&row, "attached_alerts", op)?;
-                        ::sqlx::query(INSERT_ALERT)
-                            .bind(&alert_id)
-                            .bind(&alert.source)
+                let (source, key, service) = (alert.source.clone(), alert.dedup_key.clone(), alert.service.clone());
+                let (payload, input, run) = (payload.to_owned(), input.to_owned(), new_run.clone());
+                self.write(op, move |conn| Box::pin(async move {
+                    if let Some(key) = &key {
+                        let attached = ::sqlx::query(ATTACH_TO_ACTIVE)
                             .bind(key)
-                            .bind(&alert.service)
-                            .bind(received)
-                            .bind(payload)
-                            .bind(&run_id)
-                            .bind("attached")
-                            .execute(&mut *tx)
+                            .fetch_optional(&mut *conn)
                             .await
                             .map_err(dbe(op))?;
-                        tx.commit().await.map_err(dbe(op))?;
-                        return Ok(Some(AlertOutcome::Attached {
-                            run_id,
-                            alert_id,
-                            count: to_u32(i64::from(count)),
-                        }));
+                        if let Some(row) = attached {
+                            let run_id: String = get(&row, "id", op)?;
+                            let count: i32 = get(&row, "attached_alerts", op)?;
+                            ::sqlx::query(INSERT_ALERT)
+                                .bind(&alert_id)
+                                .bind(&source)
+                                .bind(key)
+                                .bind(&service)
+                                .bind(received)
+                                .bind(&payload)
+                                .bind(&run_id)
+                                .bind("attached")
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(dbe(op))?;
+                            return Ok(Some(AlertOutcome::Attached {
+                                run_id,
+                                alert_id,
+                                count: to_u32(i64::from(count)),
+                            }));
+                        }
                     }
-                }
-                let inserted = ::sqlx::query(INSERT_RUN_UNLESS_ACTIVE)
-                    .bind(&new_run.id)
-                    .bind(&new_run.pipeline)
-                    .bind(input)
-                    .bind(&new_run.service)
-                    .bind(&alert.dedup_key)
-                    .bind(&new_run.source)
-                    .bind(new_run.dry_run)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(dbe(op))?;
-                if inserted.rows_affected() == 0 {
-                    // Another process started a run for the key between our two statements:
-                    // try again, and attach to it.
-                    tx.rollback().await.map_err(dbe(op))?;
-                    return Ok(None);
-                }
-                ::sqlx::query(INSERT_ALERT)
-                    .bind(&alert_id)
-                    .bind(&alert.source)
-                    .bind(&alert.dedup_key)
-                    .bind(&alert.service)
-                    .bind(received)
-                    .bind(payload)
-                    .bind(&new_run.id)
-                    .bind("started")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(dbe(op))?;
-                tx.commit().await.map_err(dbe(op))?;
-                Ok(Some(AlertOutcome::Started {
-                    run_id: new_run.id.clone(),
-                    alert_id,
+                    let inserted = ::sqlx::query(INSERT_RUN_UNLESS_ACTIVE)
+                        .bind(&run.id)
+                        .bind(&run.pipeline)
+                        .bind(&input)
+                        .bind(&run.service)
+                        .bind(&key)
+                        .bind(&run.source)
+                        .bind(run.dry_run)
+                        .bind(now_ms())
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    if inserted.rows_affected() == 0 {
+                        // Nothing was written: the same as a rollback.
+                        return Ok(None);
+                    }
+                    ::sqlx::query(INSERT_ALERT)
+                        .bind(&alert_id)
+                        .bind(&source)
+                        .bind(&key)
+                        .bind(&service)
+                        .bind(received)
+                        .bind(&payload)
+                        .bind(&run.id)
+                        .bind("started")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    Ok(Some(AlertOutcome::Started { run_id: run.id, alert_id }))
                 }))
+                .await
             }
 
             async fn journal_op_exec(
                 tx: &mut <$Db as ::sqlx::Database>::Connection,
                 run_id: &str,
-                j: JournalOp<'_>,
+                j: JournalOp,
                 now: i64,
             ) -> Result<(), ::sqlx::Error> {
                 match j {
@@ -835,15 +819,6 @@ macro_rules! store_impl {
                     }
                 }
                 Ok(())
-            }
-
-            async fn run_exists(&self, run_id: &str, op: &'static str) -> Result<bool, StoreError> {
-                let n: i64 = ::sqlx::query_scalar("SELECT COUNT(*) FROM fm_runs WHERE id = $1")
-                    .bind(run_id)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(dbe(op))?;
-                Ok(n > 0)
             }
         }
 
@@ -901,16 +876,22 @@ macro_rules! store_impl {
                 let payload = json_text(&alert.payload)
                     .map_err(|m| StoreError::Invalid { op, message: format!("payload: {m}") })?;
                 let id = new_alert_id();
-                ::sqlx::query(INSERT_RESOLVED_ALERT)
-                    .bind(&id)
-                    .bind(&alert.source)
-                    .bind(&alert.dedup_key)
-                    .bind(&alert.service)
-                    .bind(ms_of(alert.received_at))
-                    .bind(payload)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(dbe(op))?;
+                let received = ms_of(alert.received_at);
+                let alert_id = id.clone();
+                self.write(op, move |conn| Box::pin(async move {
+                    ::sqlx::query(INSERT_RESOLVED_ALERT)
+                        .bind(&alert_id)
+                        .bind(&alert.source)
+                        .bind(&alert.dedup_key)
+                        .bind(&alert.service)
+                        .bind(received)
+                        .bind(payload)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    Ok(())
+                }))
+                .await?;
                 Ok(id)
             }
 
@@ -927,72 +908,82 @@ macro_rules! store_impl {
 
             async fn claim_next(&self, worker_id: &str, lease: Duration) -> Result<Option<ClaimedRun>, StoreError> {
                 let op = "claim next run";
-                let now = now_ms();
-                let mut tx = self.write_tx().await.map_err(dbe(op))?;
-                let row = ::sqlx::query(Self::claim_sql())
-                    .bind(worker_id)
-                    .bind(now.saturating_add(dur_ms(lease)))
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(dbe(op))?;
-                let Some(row) = row else {
-                    tx.rollback().await.map_err(dbe(op))?;
-                    return Ok(None);
-                };
-                let id: String = get(&row, "id", op)?;
-                let claims: i32 = get(&row, "claims", op)?;
-                let input: String = get(&row, "input", op)?;
-                let input = serde_json::from_str(&input)
-                    .map_err(|e| StoreError::corrupt(Self::BACKEND, op, format!("run '{id}' input: {e}")))?;
-                let resume = if claims > 1 {
-                    let rows = ::sqlx::query(JOURNAL_ROWS)
-                        .bind(&id)
-                        .fetch_all(&mut *tx)
+                let worker_id = worker_id.to_owned();
+                self.write(op, move |conn| Box::pin(async move {
+                    let now = now_ms();
+                    let row = ::sqlx::query(Self::claim_sql())
+                        .bind(&worker_id)
+                        .bind(now.saturating_add(dur_ms(lease)))
+                        .bind(now)
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(dbe(op))?;
-                    let rows = rows
-                        .iter()
-                        .map(|r| journal_row(r, op))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Some(build_resume(rows).map_err(corrupt(op))?)
-                } else {
-                    None
-                };
-                let claimed = ClaimedRun {
-                    pipeline: get(&row, "pipeline", op)?,
-                    input,
-                    dry_run: get(&row, "dry_run", op)?,
-                    service: get(&row, "service", op)?,
-                    source: get(&row, "source", op)?,
-                    cancel_requested: get(&row, "cancel_requested", op)?,
-                    claims: to_u32(i64::from(claims)),
-                    resume,
-                    id,
-                };
-                tx.commit().await.map_err(dbe(op))?;
-                Ok(Some(claimed))
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let id: String = get(&row, "id", op)?;
+                    let claims: i32 = get(&row, "claims", op)?;
+                    let input: String = get(&row, "input", op)?;
+                    let input = serde_json::from_str(&input)
+                        .map_err(|e| StoreError::corrupt(Self::BACKEND, op, format!("run '{id}' input: {e}")))?;
+                    let resume = if claims > 1 {
+                        let rows = ::sqlx::query(JOURNAL_ROWS)
+                            .bind(&id)
+                            .fetch_all(&mut *conn)
+                            .await
+                            .map_err(dbe(op))?;
+                        let rows = rows
+                            .iter()
+                            .map(|r| journal_row(r, op))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Some(build_resume(rows).map_err(corrupt(op))?)
+                    } else {
+                        None
+                    };
+                    Ok(Some(ClaimedRun {
+                        pipeline: get(&row, "pipeline", op)?,
+                        input,
+                        dry_run: get(&row, "dry_run", op)?,
+                        service: get(&row, "service", op)?,
+                        source: get(&row, "source", op)?,
+                        cancel_requested: get(&row, "cancel_requested", op)?,
+                        claims: to_u32(i64::from(claims)),
+                        resume,
+                        id,
+                    }))
+                }))
+                .await
             }
 
             async fn heartbeat(&self, run_id: &str, worker_id: &str, lease: Duration) -> Result<bool, StoreError> {
-                let r = ::sqlx::query(HEARTBEAT)
-                    .bind(run_id)
-                    .bind(worker_id)
-                    .bind(now_ms().saturating_add(dur_ms(lease)))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(dbe("heartbeat"))?;
-                Ok(r.rows_affected() == 1)
+                let op = "heartbeat";
+                let (run_id, worker_id) = (run_id.to_owned(), worker_id.to_owned());
+                self.write(op, move |conn| Box::pin(async move {
+                    let r = ::sqlx::query(HEARTBEAT)
+                        .bind(&run_id)
+                        .bind(&worker_id)
+                        .bind(now_ms().saturating_add(dur_ms(lease)))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    Ok(r.rows_affected() == 1)
+                }))
+                .await
             }
 
             async fn release(&self, run_id: &str, worker_id: &str) -> Result<bool, StoreError> {
-                let r = ::sqlx::query(RELEASE)
-                    .bind(run_id)
-                    .bind(worker_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(dbe("release run"))?;
-                Ok(r.rows_affected() == 1)
+                let op = "release run";
+                let (run_id, worker_id) = (run_id.to_owned(), worker_id.to_owned());
+                self.write(op, move |conn| Box::pin(async move {
+                    let r = ::sqlx::query(RELEASE)
+                        .bind(&run_id)
+                        .bind(&worker_id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    Ok(r.rows_affected() == 1)
+                }))
+                .await
             }
 
             async fn append_events(&self, run_id: &str, events: &[Event]) -> Result<(), StoreError> {
@@ -1000,62 +991,76 @@ macro_rules! store_impl {
                 if events.is_empty() {
                     return Ok(());
                 }
-                let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
-                let now = now_ms();
-                let mut tx = self.write_tx().await.map_err(dbe(op))?;
-                let next: Option<i64> = ::sqlx::query_scalar(BUMP_EVENT_SEQ)
-                    .bind(run_id)
-                    .bind(n)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(dbe(op))?;
-                let Some(next) = next else {
-                    return Err(StoreError::NotFound { op, run_id: run_id.to_owned() });
-                };
-                let base = to_u64(next - n);
-                let mut texts = Vec::with_capacity(events.len());
-                for (i, e) in (0u64..).zip(events) {
-                    let text = json_text(&StoredEvent { seq: base + i, at_ms: e.at_ms, kind: &e.kind })
-                        .map_err(|m| StoreError::Invalid { op, message: format!("event: {m}") })?;
-                    texts.push((i64::try_from(base + i).unwrap_or(i64::MAX), text));
-                }
-                // Many rows per statement: one round trip per chunk, not per event.
-                for chunk in texts.chunks(EVENT_CHUNK) {
-                    let mut q = ::sqlx::query(::sqlx::AssertSqlSafe(insert_events_sql(chunk.len())));
-                    for (seq, text) in chunk {
-                        q = q.bind(run_id).bind(*seq).bind(text.as_str());
-                    }
-                    q.execute(&mut *tx).await.map_err(dbe(op))?;
-                }
+                // Everything that can be prepared outside the write transaction is: the events'
+                // JSON (their sequence numbers, known only inside it, are spliced in there) and
+                // the journal writes they imply.
+                let invalid = |m: String| StoreError::Invalid { op, message: m };
+                let bodies = events
+                    .iter()
+                    .map(|e| json_text(&EventBody { at_ms: e.at_ms, kind: &e.kind }))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|m| invalid(format!("event: {m}")))?;
                 let mut ops = Vec::new();
                 for e in events {
-                    if let Some(j) = journal_op(e).map_err(|m| StoreError::Invalid { op, message: m })? {
+                    if let Some(j) = journal_op(e).map_err(invalid)? {
                         ops.push(j);
                     }
                 }
                 let (settles, others) = coalesce_journal(ops);
-                for j in others {
-                    Self::journal_op_exec(&mut tx, run_id, j, now).await.map_err(dbe(op))?;
-                }
-                // Settled stages: a few multi-row statements, not one per stage.
-                for chunk in settles.chunks(SETTLE_CHUNK) {
-                    let mut q = ::sqlx::query(::sqlx::AssertSqlSafe(journal_settle_sql(chunk.len()))).bind(run_id);
-                    for (j, started_at) in chunk {
-                        if let JournalOp::Settle { stage, status, attempts, output, error, duration_ms } = j {
-                            q = q
-                                .bind(*stage)
-                                .bind(*status)
-                                .bind(to_i32(*attempts))
-                                .bind(output.clone())
-                                .bind(error.clone())
-                                .bind(i64::try_from(*duration_ms).unwrap_or(i64::MAX))
-                                .bind(*started_at)
-                                .bind(now);
+                let run_id = run_id.to_owned();
+                self.write(op, move |conn| Box::pin(async move {
+                    let n = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
+                    let now = now_ms();
+                    let next: Option<i64> = ::sqlx::query_scalar(BUMP_EVENT_SEQ)
+                        .bind(&run_id)
+                        .bind(n)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    let Some(next) = next else {
+                        return Err(StoreError::NotFound { op, run_id });
+                    };
+                    let base = to_u64(next - n);
+                    let texts: Vec<(i64, String)> = (0u64..)
+                        .zip(&bodies)
+                        .map(|(i, body)| {
+                            let seq = base + i;
+                            (i64::try_from(seq).unwrap_or(i64::MAX), with_seq(seq, body))
+                        })
+                        .collect();
+                    // Many rows per statement: one round trip per chunk, not per event.
+                    for chunk in texts.chunks(EVENT_CHUNK) {
+                        let mut q = ::sqlx::query(::sqlx::AssertSqlSafe(insert_events_sql(chunk.len())));
+                        for (seq, text) in chunk {
+                            q = q.bind(run_id.as_str()).bind(*seq).bind(text.as_str());
                         }
+                        q.execute(&mut *conn).await.map_err(dbe(op))?;
                     }
-                    q.execute(&mut *tx).await.map_err(dbe(op))?;
-                }
-                tx.commit().await.map_err(dbe(op))
+                    for j in others {
+                        Self::journal_op_exec(&mut *conn, &run_id, j, now).await.map_err(dbe(op))?;
+                    }
+                    // Settled stages: a few multi-row statements, not one per stage.
+                    for chunk in settles.chunks(SETTLE_CHUNK) {
+                        let mut q = ::sqlx::query(::sqlx::AssertSqlSafe(journal_settle_sql(chunk.len())))
+                            .bind(run_id.as_str());
+                        for (j, started_at) in chunk {
+                            if let JournalOp::Settle { stage, status, attempts, output, error, duration_ms } = j {
+                                q = q
+                                    .bind(stage.as_str())
+                                    .bind(*status)
+                                    .bind(to_i32(*attempts))
+                                    .bind(output.as_deref())
+                                    .bind(error.as_deref())
+                                    .bind(i64::try_from(*duration_ms).unwrap_or(i64::MAX))
+                                    .bind(started_at.as_deref())
+                                    .bind(now);
+                            }
+                        }
+                        q.execute(&mut *conn).await.map_err(dbe(op))?;
+                    }
+                    Ok(())
+                }))
+                .await
             }
 
             async fn journal_stage_start(
@@ -1066,39 +1071,37 @@ macro_rules! store_impl {
                 lease_owner: Option<&str>,
             ) -> Result<(), StoreError> {
                 let op = "journal stage start";
-                let now = now_ms();
-                let started_at = rfc3339(now);
-                let mut tx = self.write_tx().await.map_err(dbe(op))?;
-                let sql = format!(
-                    "SELECT status, lease_owner, lease_expires_at FROM fm_runs WHERE id = $1{}",
-                    Self::ROW_LOCK
-                );
-                let row = ::sqlx::query(::sqlx::AssertSqlSafe(sql))
-                    .bind(run_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(dbe(op))?;
-                let Some(row) = row else {
-                    return Err(StoreError::NotFound { op, run_id: run_id.to_owned() });
-                };
-                if let Some(worker) = lease_owner {
-                    let status: String = get(&row, "status", op)?;
-                    let owner: Option<String> = get(&row, "lease_owner", op)?;
-                    let expires: Option<i64> = get(&row, "lease_expires_at", op)?;
-                    let held = status == "running"
-                        && owner.as_deref() == Some(worker)
-                        && expires.is_some_and(|t| t >= now);
-                    if !held {
-                        return Err(StoreError::LeaseLost {
-                            op,
-                            run_id: run_id.to_owned(),
-                            worker: worker.to_owned(),
-                        });
+                let (run_id, stage) = (run_id.to_owned(), stage.to_owned());
+                let lease_owner = lease_owner.map(str::to_owned);
+                self.write(op, move |conn| Box::pin(async move {
+                    let now = now_ms();
+                    let sql = format!(
+                        "SELECT status, lease_owner, lease_expires_at FROM fm_runs WHERE id = $1{}",
+                        Self::ROW_LOCK
+                    );
+                    let row = ::sqlx::query(::sqlx::AssertSqlSafe(sql))
+                        .bind(&run_id)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    let Some(row) = row else {
+                        return Err(StoreError::NotFound { op, run_id });
+                    };
+                    if let Some(worker) = lease_owner {
+                        let status: String = get(&row, "status", op)?;
+                        let owner: Option<String> = get(&row, "lease_owner", op)?;
+                        let expires: Option<i64> = get(&row, "lease_expires_at", op)?;
+                        let held = status == "running"
+                            && owner.as_deref() == Some(worker.as_str())
+                            && expires.is_some_and(|t| t >= now);
+                        if !held {
+                            return Err(StoreError::LeaseLost { op, run_id, worker });
+                        }
                     }
-                }
-                let j = JournalOp::Start { stage, attempt, started_at: &started_at };
-                Self::journal_op_exec(&mut tx, run_id, j, now).await.map_err(dbe(op))?;
-                tx.commit().await.map_err(dbe(op))
+                    let j = JournalOp::Start { stage, attempt, started_at: rfc3339(now) };
+                    Self::journal_op_exec(&mut *conn, &run_id, j, now).await.map_err(dbe(op))
+                }))
+                .await
             }
 
             async fn finish_run(&self, run_id: &str, record: &RunRecord) -> Result<bool, StoreError> {
@@ -1116,68 +1119,79 @@ macro_rules! store_impl {
                 let output = record.output.as_ref().map(json_text).transpose().map_err(invalid)?;
                 let error = record.error.as_ref().map(json_text).transpose().map_err(invalid)?;
                 let text = json_text(record).map_err(invalid)?;
-                let r = ::sqlx::query(FINISH_RUN)
-                    .bind(run_id)
-                    .bind(record.status.as_str())
-                    .bind(output)
-                    .bind(error)
-                    .bind(text)
-                    .bind(now_ms())
-                    .execute(&self.pool)
-                    .await
-                    .map_err(dbe(op))?;
-                if r.rows_affected() == 1 {
-                    return Ok(true);
-                }
-                if self.run_exists(run_id, op).await? {
-                    Ok(false)
-                } else {
-                    Err(StoreError::NotFound { op, run_id: run_id.to_owned() })
-                }
+                let status = record.status.as_str();
+                let run_id = run_id.to_owned();
+                self.write(op, move |conn| Box::pin(async move {
+                    let r = ::sqlx::query(FINISH_RUN)
+                        .bind(&run_id)
+                        .bind(status)
+                        .bind(output)
+                        .bind(error)
+                        .bind(text)
+                        .bind(now_ms())
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    if r.rows_affected() == 1 {
+                        return Ok(true);
+                    }
+                    let n: i64 = ::sqlx::query_scalar("SELECT COUNT(*) FROM fm_runs WHERE id = $1")
+                        .bind(&run_id)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    if n > 0 {
+                        Ok(false)
+                    } else {
+                        Err(StoreError::NotFound { op, run_id })
+                    }
+                }))
+                .await
             }
 
             async fn request_cancel(&self, run_id: &str) -> Result<CancelOutcome, StoreError> {
                 let op = "request cancel";
-                let mut tx = self.write_tx().await.map_err(dbe(op))?;
-                let sql = format!("SELECT status FROM fm_runs WHERE id = $1{}", Self::ROW_LOCK);
-                let status: Option<String> = ::sqlx::query_scalar(::sqlx::AssertSqlSafe(sql))
-                    .bind(run_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(dbe(op))?;
-                let outcome = match status.as_deref() {
-                    None => CancelOutcome::NotFound,
-                    Some("queued") => {
-                        let error = json_text(&RunError {
-                            stage: None,
-                            kind: "cancelled".to_owned(),
-                            message: "cancelled before it started".to_owned(),
-                        })
-                        .map_err(|m| StoreError::Invalid { op, message: m })?;
-                        ::sqlx::query(
-                            "UPDATE fm_runs SET status = 'cancelled', cancel_requested = TRUE, \
-                             error = $2, finished_at = $3 WHERE id = $1",
-                        )
-                        .bind(run_id)
-                        .bind(error)
-                        .bind(now_ms())
-                        .execute(&mut *tx)
+                let error = json_text(&RunError {
+                    stage: None,
+                    kind: "cancelled".to_owned(),
+                    message: "cancelled before it started".to_owned(),
+                })
+                .map_err(|m| StoreError::Invalid { op, message: m })?;
+                let run_id = run_id.to_owned();
+                self.write(op, move |conn| Box::pin(async move {
+                    let sql = format!("SELECT status FROM fm_runs WHERE id = $1{}", Self::ROW_LOCK);
+                    let status: Option<String> = ::sqlx::query_scalar(::sqlx::AssertSqlSafe(sql))
+                        .bind(&run_id)
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(dbe(op))?;
-                        CancelOutcome::Cancelled
-                    }
-                    Some("running") => {
-                        ::sqlx::query("UPDATE fm_runs SET cancel_requested = TRUE WHERE id = $1")
-                            .bind(run_id)
-                            .execute(&mut *tx)
+                    Ok(match status.as_deref() {
+                        None => CancelOutcome::NotFound,
+                        Some("queued") => {
+                            ::sqlx::query(
+                                "UPDATE fm_runs SET status = 'cancelled', cancel_requested = TRUE, \
+                                 error = $2, finished_at = $3 WHERE id = $1",
+                            )
+                            .bind(&run_id)
+                            .bind(error)
+                            .bind(now_ms())
+                            .execute(&mut *conn)
                             .await
                             .map_err(dbe(op))?;
-                        CancelOutcome::Requested
-                    }
-                    Some(_) => CancelOutcome::AlreadyFinished,
-                };
-                tx.commit().await.map_err(dbe(op))?;
-                Ok(outcome)
+                            CancelOutcome::Cancelled
+                        }
+                        Some("running") => {
+                            ::sqlx::query("UPDATE fm_runs SET cancel_requested = TRUE WHERE id = $1")
+                                .bind(&run_id)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(dbe(op))?;
+                            CancelOutcome::Requested
+                        }
+                        Some(_) => CancelOutcome::AlreadyFinished,
+                    })
+                }))
+                .await
             }
 
             async fn is_cancel_requested(&self, run_id: &str) -> Result<bool, StoreError> {
@@ -1198,30 +1212,32 @@ macro_rules! store_impl {
                 stage: &str,
             ) -> Result<BudgetDecision, StoreError> {
                 let op = "consume budget";
-                let now = now_ms();
-                let mut tx = self.write_tx().await.map_err(dbe(op))?;
-                Self::lock_budget(&mut tx, key).await.map_err(dbe(op))?;
-                let used: i64 = ::sqlx::query_scalar(BUDGET_COUNT)
-                    .bind(key)
-                    .bind(now.saturating_sub(dur_ms(per)))
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(dbe(op))?;
-                let used = to_u32(used);
-                if used >= max {
-                    tx.rollback().await.map_err(dbe(op))?;
-                    return Ok(BudgetDecision::Exceeded { used });
-                }
-                ::sqlx::query(BUDGET_INSERT)
-                    .bind(key)
-                    .bind(now)
-                    .bind(run_id)
-                    .bind(stage)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(dbe(op))?;
-                tx.commit().await.map_err(dbe(op))?;
-                Ok(BudgetDecision::Allowed { used: used + 1 })
+                let (key, run_id, stage) = (key.to_owned(), run_id.to_owned(), stage.to_owned());
+                self.write(op, move |conn| Box::pin(async move {
+                    let now = now_ms();
+                    Self::lock_budget(&mut *conn, &key).await.map_err(dbe(op))?;
+                    let used: i64 = ::sqlx::query_scalar(BUDGET_COUNT)
+                        .bind(&key)
+                        .bind(now.saturating_sub(dur_ms(per)))
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    let used = to_u32(used);
+                    if used >= max {
+                        // Nothing was written.
+                        return Ok(BudgetDecision::Exceeded { used });
+                    }
+                    ::sqlx::query(BUDGET_INSERT)
+                        .bind(&key)
+                        .bind(now)
+                        .bind(&run_id)
+                        .bind(&stage)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(dbe(op))?;
+                    Ok(BudgetDecision::Allowed { used: used + 1 })
+                }))
+                .await
             }
 
             async fn get_run(&self, run_id: &str) -> Result<Option<StoredRun>, StoreError> {
@@ -1364,6 +1380,7 @@ macro_rules! store_impl {
             }
 
             async fn close(&self) {
+                self.close_writes().await;
                 self.pool.close().await;
             }
         }

@@ -46,6 +46,15 @@ pub enum StoreError {
         hint: Hint,
     },
 
+    #[error(
+        "{backend} store: {op} was not saved: {message}; nothing of it was written, try again"
+    )]
+    NotSaved {
+        backend: &'static str,
+        op: &'static str,
+        message: String,
+    },
+
     #[error("{backend} store: {op}: stored data could not be read ({message}); the database may have been edited by hand or written by another fm version")]
     Corrupt {
         backend: &'static str,

@@ -8,8 +8,9 @@
 //!
 //! Two implementations share one schema and one body of logic: [`SqliteStore`] (embedded, the
 //! default, WAL) and [`PostgresStore`] (several servers on one database). Only the few places
-//! where the dialects must differ are written twice: how a write transaction begins (SQLite
-//! `BEGIN IMMEDIATE`; PostgreSQL row locks), the claim's `FOR UPDATE SKIP LOCKED`, and the
+//! where the dialects must differ are written twice: how a write runs (SQLite: batched into
+//! one `BEGIN IMMEDIATE` transaction by the process's single writer, with group commit;
+//! PostgreSQL: a transaction per call, ordered by row locks), the claim's `FOR UPDATE SKIP LOCKED`, and the
 //! budget's advisory lock. See the README for the schema and the claim logic.
 //!
 //! # Why `async-trait`
@@ -35,6 +36,7 @@ mod migrate;
 mod postgres;
 mod sqlite;
 mod types;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;

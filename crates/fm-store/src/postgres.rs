@@ -135,13 +135,42 @@ impl PostgresStore {
         CLAIM_SQL.as_str()
     }
 
-    async fn write_tx(&self) -> Result<WriteTx<Postgres>, sqlx::Error> {
-        Ok(WriteTx::new(self.pool.begin().await?, None))
+    /// Runs `f` in a transaction of its own and commits it if `f` succeeded (rolls it back if
+    /// not). Concurrent writes run side by side; row locks and advisory locks order them.
+    async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::db(Self::BACKEND, op, e))?;
+        match f(&mut tx).await {
+            Ok(v) => {
+                tx.commit()
+                    .await
+                    .map_err(|e| StoreError::db(Self::BACKEND, op, e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Dropping the transaction would roll it back too, but only on the connection's
+                // next use; do it now so the connection returns to the pool clean.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
     }
 
+    /// Nothing to wait for: every write finished with its own call.
+    async fn close_writes(&self) {}
+
     /// Serializes migrations across every process migrating this schema.
-    async fn migration_tx(&self) -> Result<WriteTx<Postgres>, sqlx::Error> {
-        let mut tx = self.write_tx().await?;
+    async fn migration_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fm-store-migrate'), hashtext(current_schema()))")
             .execute(&mut *tx)
             .await?;

@@ -5,13 +5,15 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
 use sqlx::Sqlite;
+
+use crate::writer::Writer;
 
 /// How long a writer waits for another to finish before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,8 +23,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
-    /// This process's writer slot (see `WriteTx`).
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Every write of this process goes through it (group commit, see `writer.rs`).
+    writer: Writer,
 }
 
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -111,10 +113,18 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::open(url, e, Some("check that the path is writable")))?;
+        // The writer's connection is the pool's first one, taken out of it for good (the pool
+        // opens others for readers as they are needed): one connection fewer to open for a
+        // short `fm run`.
+        let writer_conn = pool
+            .acquire()
+            .await
+            .map_err(|e| StoreError::open(url, e, Some("check that the path is writable")))?
+            .detach();
         let store = SqliteStore {
             pool,
             path: path.to_owned(),
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer: Writer::start(writer_conn),
         };
         store.migrate().await?;
         Ok(store)
@@ -134,14 +144,27 @@ impl SqliteStore {
         CLAIM_SQL.as_str()
     }
 
-    async fn write_tx(&self) -> Result<WriteTx<Sqlite>, sqlx::Error> {
-        let slot = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx::new(tx, Some(slot)))
+    /// Runs `f` in the writer's next batch (one transaction, `BEGIN IMMEDIATE`); returns when
+    /// it is committed.
+    async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        self.writer.write(op, f).await
     }
 
-    async fn migration_tx(&self) -> Result<WriteTx<Sqlite>, sqlx::Error> {
-        self.write_tx().await
+    /// Migrations run before any other write, on a connection of the pool: `BEGIN IMMEDIATE`
+    /// keeps other processes from migrating at the same time.
+    async fn migration_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Lets the queued writes finish, then closes the writer's connection.
+    async fn close_writes(&self) {
+        self.writer.close().await;
     }
 
     /// Nothing to do: the immediate transaction already excludes every other writer.
