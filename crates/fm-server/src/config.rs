@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub store: String,
     /// Runs executing at once in this server.
     pub concurrency: usize,
+    /// PostgreSQL: the store's connection pool (default: two per worker, plus 8 for the API).
+    pub store_connections: u32,
     /// How long a claimed run stays ours without a heartbeat.
     pub lease: Duration,
     pub secrets_file: Option<PathBuf>,
@@ -112,6 +114,12 @@ pub fn parse(text: &str, base: &Path) -> Result<ServerConfig, Vec<Problem>> {
         .string("store", &[])
         .unwrap_or_else(|| "sqlite://.fm/fm.db".into());
     let concurrency = r.u64("concurrency", &[]).unwrap_or(8).clamp(1, 1024) as usize;
+    // Each worker makes its own store calls while its run's events are written beside them;
+    // the API and the webhooks need a few more. Too small a pool queues workers behind the
+    // intake during a burst.
+    let store_connections =
+        r.u64("store_connections", &[])
+            .map_or(2 * concurrency as u64 + 8, |n| n.clamp(2, 10_000)) as u32;
     let lease = duration(&mut r, "lease", Duration::from_secs(30));
     let secrets_file = r.string("secrets_file", &[]).map(|f| base.join(f));
     let api_token_secrets = strings(&mut r, "api_token_secrets");
@@ -227,6 +235,7 @@ pub fn parse(text: &str, base: &Path) -> Result<ServerConfig, Vec<Problem>> {
         listen,
         store,
         concurrency,
+        store_connections,
         lease,
         secrets_file,
         api_token_secrets,
@@ -306,5 +315,21 @@ pipeline = "incidnt"
             "pagerduty without signing secrets"
         );
         assert!(codes.contains(&"undefined_pipeline"));
+    }
+
+    #[test]
+    fn the_store_pool_follows_the_workers_unless_set() {
+        let base = "[[pipelines]]\nname = \"p\"\nfile = \"p.json\"\n";
+        let parsed = |head: &str| {
+            parse(&format!("{head}\n{base}"), Path::new("."))
+                .map_err(|p| format!("{p:#?}"))
+                .map(|c| (c.concurrency, c.store_connections))
+        };
+        assert_eq!(parsed("concurrency = 16"), Ok((16, 40)));
+        assert_eq!(parsed(""), Ok((8, 24)));
+        assert_eq!(
+            parsed("concurrency = 16\nstore_connections = 20"),
+            Ok((16, 20))
+        );
     }
 }

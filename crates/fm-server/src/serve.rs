@@ -173,7 +173,10 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
         return Err(StartError::Problems(problems));
     }
 
-    let store = fm_store::open(&config.store)
+    let options = fm_store::StoreOptions {
+        connections: Some(config.store_connections),
+    };
+    let store = fm_store::open_with(&config.store, options)
         .await
         .map_err(|e| StartError::Other(e.to_string()))?;
     let listener = TcpListener::bind(addr)

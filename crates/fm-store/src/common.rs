@@ -268,6 +268,63 @@ pub(crate) fn journal_settle_sql(rows: usize) -> String {
     sql
 }
 
+/// Rows per multi-row journal end upsert (6 parameters each).
+pub(crate) const END_CHUNK: usize = 256;
+
+/// A multi-row upsert of skipped or cancelled stages (never over a success or failure): `$1`
+/// run, then per row stage, status, error (the reason), duration, now. A stage may appear only
+/// once (PostgreSQL refuses to upsert one row twice in a statement): see [`split_ends`].
+pub(crate) fn journal_end_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO fm_stage_journal \
+         (run_id, stage_id, status, attempts, error, duration_ms, updated_at) VALUES ",
+    );
+    for r in 0..rows {
+        let p = 1 + r * 5;
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "($1, ${}, ${}, 0, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (run_id, stage_id) DO UPDATE SET status = excluded.status, \
+           error = excluded.error, \
+           duration_ms = COALESCE(excluded.duration_ms, fm_stage_journal.duration_ms), \
+           updated_at = excluded.updated_at \
+         WHERE fm_stage_journal.status NOT IN ('succeeded', 'failed')",
+    );
+    sql
+}
+
+/// Splits the non-settle journal writes of a batch: starts and retries (few; run one by one,
+/// in order) and ends (many: every skipped stage; run as multi-row upserts after them, the last
+/// end of a stage winning). An end is final, so no start of the same stage can follow it.
+pub(crate) fn split_ends(others: Vec<JournalOp>) -> (Vec<JournalOp>, Vec<JournalOp>) {
+    let mut in_order = Vec::new();
+    let mut ends: Vec<JournalOp> = Vec::new();
+    let mut end_of: HashMap<String, usize> = HashMap::new();
+    for op in others {
+        match op {
+            JournalOp::End { ref stage, .. } => match end_of.get(stage) {
+                Some(&i) => ends[i] = op,
+                None => {
+                    end_of.insert(stage.clone(), ends.len());
+                    ends.push(op);
+                }
+            },
+            other => in_order.push(other),
+        }
+    }
+    (in_order, ends)
+}
+
 /// A journal row as read for resuming.
 pub(crate) struct JournalRow {
     pub stage_id: String,
@@ -1007,6 +1064,7 @@ macro_rules! store_impl {
                     }
                 }
                 let (settles, others) = coalesce_journal(ops);
+                let (others, ends) = split_ends(others);
                 let run_id = run_id.to_owned();
                 self.write(op, move |conn| Box::pin(async move {
                     let n = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
@@ -1038,6 +1096,23 @@ macro_rules! store_impl {
                     }
                     for j in others {
                         Self::journal_op_exec(&mut *conn, &run_id, j, now).await.map_err(dbe(op))?;
+                    }
+                    // Skipped and cancelled stages: multi-row too (a run that takes one branch
+                    // skips many stages at once).
+                    for chunk in ends.chunks(END_CHUNK) {
+                        let mut q = ::sqlx::query(::sqlx::AssertSqlSafe(journal_end_sql(chunk.len())))
+                            .bind(run_id.as_str());
+                        for j in chunk {
+                            if let JournalOp::End { stage, status, error, duration_ms } = j {
+                                q = q
+                                    .bind(stage.as_str())
+                                    .bind(*status)
+                                    .bind(error.as_deref())
+                                    .bind(duration_ms.map(|d| i64::try_from(d).unwrap_or(i64::MAX)))
+                                    .bind(now);
+                            }
+                        }
+                        q.execute(&mut *conn).await.map_err(dbe(op))?;
                     }
                     // Settled stages: a few multi-row statements, not one per stage.
                     for chunk in settles.chunks(SETTLE_CHUNK) {

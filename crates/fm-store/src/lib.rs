@@ -48,7 +48,7 @@ use fm_core::record::RunRecord;
 
 pub use error::{mask_url, Hint, StoreError};
 pub use journal::{leased_journal, LeasedJournal};
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, DEFAULT_CONNECTIONS as POSTGRES_DEFAULT_CONNECTIONS};
 pub use sqlite::SqliteStore;
 pub use types::{
     AlertCount, AlertIn, AlertOutcome, CancelOutcome, ClaimedRun, JournalEntry, NewRun, Page,
@@ -62,10 +62,26 @@ pub const DEFAULT_URL: &str = "sqlite://.fm/fm.db";
 /// parent directories are created; `sqlite:///abs/path` for an absolute path) or
 /// `postgres://user:password@host:port/db`.
 pub async fn open(url: &str) -> Result<Arc<dyn RunStore>, StoreError> {
+    open_with(url, StoreOptions::default()).await
+}
+
+/// How to open a store, beyond its URL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    /// PostgreSQL: the connection pool's size (default [`POSTGRES_DEFAULT_CONNECTIONS`]).
+    /// SQLite ignores it: its writes have one connection of their own, its reads a small pool.
+    pub connections: Option<u32>,
+}
+
+/// [`open`] with options.
+pub async fn open_with(url: &str, options: StoreOptions) -> Result<Arc<dyn RunStore>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(url).await?))
+        let connections = options.connections.unwrap_or(POSTGRES_DEFAULT_CONNECTIONS);
+        Ok(Arc::new(
+            PostgresStore::open_with_connections(url, connections).await?,
+        ))
     } else {
         Err(StoreError::BadUrl { url: mask_url(url) })
     }

@@ -11,6 +11,9 @@ use sqlx::{ConnectOptions, Connection, Postgres};
 
 use crate::mask_url;
 
+/// The pool's size when none is asked for.
+pub const DEFAULT_CONNECTIONS: u32 = 16;
+
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: PgPool,
@@ -31,8 +34,18 @@ impl PostgresStore {
     /// connection's default schema, normally `public`). TLS is not supported: keep the
     /// database on a trusted network or a local socket.
     pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::open_with_connections(url, DEFAULT_CONNECTIONS).await
+    }
+
+    /// Like [`open`](Self::open), with a pool of `connections` (at least 2). A server needs
+    /// about two per worker (the worker's own calls, and its run's event writes) plus some for
+    /// the API; each server on one database takes its own share of `max_connections`.
+    pub async fn open_with_connections(
+        url: &str,
+        connections: u32,
+    ) -> Result<PostgresStore, StoreError> {
         let opts = Self::options(url)?;
-        Self::connect(url, opts).await
+        Self::connect(url, opts, connections.max(2)).await
     }
 
     /// Like [`open`](Self::open), with every table in `schema` (created if missing; letters,
@@ -76,7 +89,12 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::open(url, format!("creating schema {schema}: {e}"), None))?;
         let _ = admin.close().await;
-        Self::connect(url, opts.options([("search_path", schema)])).await
+        Self::connect(
+            url,
+            opts.options([("search_path", schema)]),
+            DEFAULT_CONNECTIONS,
+        )
+        .await
     }
 
     fn options(url: &str) -> Result<PgConnectOptions, StoreError> {
@@ -89,7 +107,11 @@ impl PostgresStore {
         })
     }
 
-    async fn connect(url: &str, opts: PgConnectOptions) -> Result<PostgresStore, StoreError> {
+    async fn connect(
+        url: &str,
+        opts: PgConnectOptions,
+        connections: u32,
+    ) -> Result<PostgresStore, StoreError> {
         let hint =
             Some("is PostgreSQL running and reachable, and are the user and password right?");
         // One plain attempt first: the pool would retry a refused connection until its acquire
@@ -100,7 +122,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::open(url, e, hint))?;
         let _ = probe.close().await;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(connections)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await

@@ -865,6 +865,42 @@ async fn settled_stages_stay_settled(db: Arc<Db>) {
     let j = s.journal("r1").await.unwrap();
     assert_eq!(j[0].status, "succeeded");
     assert_eq!(j[0].attempts, 1);
+
+    // Many ends in one batch (a branch not taken skips many stages): written together, the
+    // last end of a stage winning, never over a settled stage.
+    let skip = |stage: &str| {
+        ev(EventKind::StageSkipped {
+            stage: stage.to_owned(),
+            reason: SkipReason::new("route_not_taken", "route 'x' was taken"),
+        })
+    };
+    s.append_events(
+        "r1",
+        &[
+            skip("b"),
+            skip("c"),
+            skip("a"),
+            skip("d"),
+            ev(EventKind::StageCancelled {
+                stage: "d".to_owned(),
+                duration_ms: Some(3),
+                reason: "run stopped".to_owned(),
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+    let status: std::collections::HashMap<String, String> = s
+        .journal("r1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.stage_id, e.status))
+        .collect();
+    assert_eq!(status["a"], "succeeded");
+    assert_eq!(status["b"], "skipped");
+    assert_eq!(status["c"], "skipped");
+    assert_eq!(status["d"], "cancelled");
     assert!(matches!(
         s.journal_stage_start("nope", "a", 1, None).await,
         Err(StoreError::NotFound { .. })

@@ -4,6 +4,7 @@
 //!
 //!     cargo build --release -p fm && cargo run --release -p fm --example server_load -- \
 //!         [--store sqlite|postgres://...] [--burst 10000] [--rate 50] [--seconds 10] [--concurrency 16]
+//!         [--flapping-max 5]
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -102,6 +103,10 @@ async fn main() {
     let rate: u64 = arg("--rate", "50").parse().unwrap_or(50);
     let seconds: u64 = arg("--seconds", "10").parse().unwrap_or(10);
     let concurrency = arg("--concurrency", "16");
+    // Every alert here is for payment-service, so with a realistic threshold nearly every run
+    // is flapping (and escalates). A huge one keeps flapping out of the way, at the price of
+    // a flapping count that reads every alert of the window.
+    let flapping_max = arg("--flapping-max", "5");
     let fm_bin = std::fs::canonicalize(arg("--fm", "target/release/fm"))
         .expect("the fm binary (build it first: cargo build --release -p fm)");
     let pipeline = std::fs::canonicalize(arg(
@@ -142,7 +147,7 @@ async fn main() {
         .map(|(k, v)| format!("{k} = {}\n", v))
         .collect();
     let config = format!(
-        "listen = \"127.0.0.1:{port}\"\nstore = \"{store_url}\"\nconcurrency = {concurrency}\nsecrets_file = \"secrets.env\"\nallowed_hosts = [\"127.0.0.1\"]\nmax_body_bytes = 65536\n[flapping]\nmax_alerts = 100000000\nwindow = \"1m\"\n[[pipelines]]\nname = \"incident\"\nfile = \"{}\"\n[[triggers]]\nsource = \"pagerduty\"\npipeline = \"incident\"\nsigning_secrets = [\"PD_SIGNING\"]\n[triggers.input_defaults]\n{defaults}",
+        "listen = \"127.0.0.1:{port}\"\nstore = \"{store_url}\"\nconcurrency = {concurrency}\nsecrets_file = \"secrets.env\"\nallowed_hosts = [\"127.0.0.1\"]\nmax_body_bytes = 65536\n[flapping]\nmax_alerts = {flapping_max}\nwindow = \"10m\"\n[[pipelines]]\nname = \"incident\"\nfile = \"{}\"\n[[triggers]]\nsource = \"pagerduty\"\npipeline = \"incident\"\nsigning_secrets = [\"PD_SIGNING\"]\n[triggers.input_defaults]\n{defaults}",
         pipeline.display()
     );
     std::fs::write(dir.join("fm.toml"), config).expect("config");
@@ -293,6 +298,16 @@ async fn main() {
         (n + acc).saturating_sub(finished),
         n + acc
     );
+    // What the runs did (flapping runs escalate; past the restart budget, the catch escalates).
+    if let Ok(r) = client.get(format!("{base}/metrics")).send().await {
+        let text = r.text().await.unwrap_or_default();
+        for l in text
+            .lines()
+            .filter(|l| l.starts_with("fm_runs_total{") || l.starts_with("fm_remediations_total{"))
+        {
+            println!("  {l}");
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
     sandbox.shutdown().await;
