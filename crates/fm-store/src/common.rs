@@ -10,7 +10,8 @@
 //!   a pooled connection, relying on row locks);
 //! - `lock_budget(tx, key)` (nothing on SQLite, already serialized; an advisory transaction
 //!   lock on PostgreSQL);
-//! - `migration_tx()` (a write transaction that no other process can migrate concurrently with).
+//! - `migration_tx(pool)` (a write transaction that no other process can migrate concurrently
+//!   with; run before the store is built).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -231,6 +232,14 @@ pub(crate) fn coalesce_journal(
     (settles, others)
 }
 
+/// `$first, $first+1, …`: `n` placeholders of a multi-row statement.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Rows per multi-row journal upsert (9 parameters each).
 pub(crate) const SETTLE_CHUNK: usize = 256;
 
@@ -246,17 +255,7 @@ pub(crate) fn journal_settle_sql(rows: usize) -> String {
         if r > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!(
-            "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7,
-            p + 8
-        ));
+        sql.push_str(&format!("($1, {})", placeholders(p + 1, 8)));
     }
     sql.push_str(
         " ON CONFLICT (run_id, stage_id) DO UPDATE SET status = excluded.status, \
@@ -285,12 +284,9 @@ pub(crate) fn journal_end_sql(rows: usize) -> String {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "($1, ${}, ${}, 0, ${}, ${}, ${})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5
+            "($1, {}, 0, {})",
+            placeholders(p + 1, 2),
+            placeholders(p + 3, 3)
         ));
     }
     sql.push_str(
@@ -467,7 +463,7 @@ pub(crate) fn insert_events_sql(rows: usize) -> String {
         if r > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!("(${}, ${}, ${})", p + 1, p + 2, p + 3));
+        sql.push_str(&format!("({})", placeholders(p + 1, 3)));
     }
     sql
 }
@@ -660,9 +656,9 @@ macro_rules! store_impl {
         impl $Store {
             /// Creates the schema or brings it up to date; safe to run from several processes
             /// at once.
-            async fn migrate(&self) -> Result<(), StoreError> {
+            async fn migrate(pool: &::sqlx::Pool<$Db>) -> Result<(), StoreError> {
                 let op = "migrate";
-                let mut tx = self.migration_tx().await.map_err(dbe(op))?;
+                let mut tx = Self::migration_tx(pool).await.map_err(dbe(op))?;
                 ::sqlx::raw_sql(CREATE_VERSION_TABLE)
                     .execute(&mut *tx)
                     .await

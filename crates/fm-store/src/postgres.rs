@@ -135,12 +135,11 @@ impl PostgresStore {
                     ),
                 )
             })?;
-        let store = PostgresStore {
+        Self::migrate(&pool).await?;
+        Ok(PostgresStore {
             pool,
             url: mask_url(url),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     /// The URL, password masked.
@@ -191,8 +190,10 @@ impl PostgresStore {
     async fn close_writes(&self) {}
 
     /// Serializes migrations across every process migrating this schema.
-    async fn migration_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+    async fn migration_tx(
+        pool: &PgPool,
+    ) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fm-store-migrate'), hashtext(current_schema()))")
             .execute(&mut *tx)
             .await?;

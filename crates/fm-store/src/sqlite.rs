@@ -15,6 +15,10 @@ use sqlx::Sqlite;
 
 use crate::writer::Writer;
 
+/// How often opening tries again while another process switches a new file to WAL (about
+/// 1.3 s in all).
+const WAL_SWITCH_TRIES: u64 = 22;
+
 /// How long a writer waits for another to finish before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -107,27 +111,47 @@ impl SqliteStore {
             .synchronous(synchronous)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
+        let pool = Self::connect_pool(opts)
             .await
             .map_err(|e| StoreError::open(url, e, Some("check that the path is writable")))?;
-        // The writer's connection is the pool's first one, taken out of it for good (the pool
-        // opens others for readers as they are needed): one connection fewer to open for a
-        // short `fm run`.
+        Self::migrate(&pool).await?;
+        // The writer's connection is the pool's first one (the one that migrated), taken out of
+        // it for good; the pool opens others for readers as they are needed. Taken only after
+        // migrating: a new connection's `journal_mode` pragma can fail at once, without waiting,
+        // while another process migrates a new file.
         let writer_conn = pool
             .acquire()
             .await
             .map_err(|e| StoreError::open(url, e, Some("check that the path is writable")))?
             .detach();
-        let store = SqliteStore {
+        Ok(SqliteStore {
             pool,
             path: path.to_owned(),
             writer: Writer::start(writer_conn),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
+    }
+
+    /// The pool and its first connection. Several processes opening a new file at once race
+    /// to switch it to WAL, and SQLite answers the losers "database is locked" at once rather
+    /// than through the busy timeout; the switch takes milliseconds, so they try again.
+    async fn connect_pool(opts: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+        let mut tries = 0;
+        loop {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts.clone())
+                .await;
+            match pool {
+                Err(sqlx::Error::Database(d))
+                    if tries < WAL_SWITCH_TRIES && d.message().contains("locked") =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * tries)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The database file.
@@ -158,8 +182,10 @@ impl SqliteStore {
 
     /// Migrations run before any other write, on a connection of the pool: `BEGIN IMMEDIATE`
     /// keeps other processes from migrating at the same time.
-    async fn migration_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    async fn migration_tx(
+        pool: &SqlitePool,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// Lets the queued writes finish, then closes the writer's connection.

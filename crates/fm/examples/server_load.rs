@@ -4,7 +4,7 @@
 //!
 //!     cargo build --release -p fm && cargo run --release -p fm --example server_load -- \
 //!         [--store sqlite|postgres://...] [--burst 10000] [--rate 50] [--seconds 10] [--concurrency 16]
-//!         [--flapping-max 5]
+//!         [--flapping-max 5] [--store-connections N]
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -107,6 +107,10 @@ async fn main() {
     // is flapping (and escalates). A huge one keeps flapping out of the way, at the price of
     // a flapping count that reads every alert of the window.
     let flapping_max = arg("--flapping-max", "5");
+    let store_connections = match arg("--store-connections", "") {
+        n if n.is_empty() => String::new(),
+        n => format!("store_connections = {n}\n"),
+    };
     let fm_bin = std::fs::canonicalize(arg("--fm", "target/release/fm"))
         .expect("the fm binary (build it first: cargo build --release -p fm)");
     let pipeline = std::fs::canonicalize(arg(
@@ -147,7 +151,7 @@ async fn main() {
         .map(|(k, v)| format!("{k} = {}\n", v))
         .collect();
     let config = format!(
-        "listen = \"127.0.0.1:{port}\"\nstore = \"{store_url}\"\nconcurrency = {concurrency}\nsecrets_file = \"secrets.env\"\nallowed_hosts = [\"127.0.0.1\"]\nmax_body_bytes = 65536\n[flapping]\nmax_alerts = {flapping_max}\nwindow = \"10m\"\n[[pipelines]]\nname = \"incident\"\nfile = \"{}\"\n[[triggers]]\nsource = \"pagerduty\"\npipeline = \"incident\"\nsigning_secrets = [\"PD_SIGNING\"]\n[triggers.input_defaults]\n{defaults}",
+        "listen = \"127.0.0.1:{port}\"\nstore = \"{store_url}\"\nconcurrency = {concurrency}\n{store_connections}secrets_file = \"secrets.env\"\nallowed_hosts = [\"127.0.0.1\"]\nmax_body_bytes = 65536\n[flapping]\nmax_alerts = {flapping_max}\nwindow = \"10m\"\n[[pipelines]]\nname = \"incident\"\nfile = \"{}\"\n[[triggers]]\nsource = \"pagerduty\"\npipeline = \"incident\"\nsigning_secrets = [\"PD_SIGNING\"]\n[triggers.input_defaults]\n{defaults}",
         pipeline.display()
     );
     std::fs::write(dir.join("fm.toml"), config).expect("config");
