@@ -36,6 +36,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_firing_alerts_index.sql"),
         postgres: include_str!("../migrations/postgres/0002_firing_alerts_index.sql"),
     },
+    Migration {
+        version: 3,
+        name: "lz4_json",
+        sqlite: include_str!("../migrations/sqlite/0003_lz4_json.sql"),
+        postgres: include_str!("../migrations/postgres/0003_lz4_json.sql"),
+    },
 ];
 
 pub(crate) fn latest() -> i64 {
