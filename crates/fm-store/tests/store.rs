@@ -989,44 +989,34 @@ async fn open_failure_masks_the_password() {
     assert!(!msg.contains("hunter2"), "{msg}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_json_columns_are_compressed_with_lz4() {
-    let Ok(url) = std::env::var(PG_ENV) else {
-        eprintln!("SKIPPED: {PG_ENV} not set");
-        return;
-    };
-    let schema = format!("fm_t_{:016x}", fastrand::u64(..));
-    let s = PostgresStore::open_in_schema(&url, &schema).await.unwrap();
-    let methods: Result<Vec<(String, String)>, _> = sqlx::query_as(
-        "SELECT c.relname::text, a.attcompression::text FROM pg_attribute a \
-         JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND (c.relname, a.attname) IN \
-           (('fm_events', 'event'), ('fm_stage_journal', 'output'), ('fm_runs', 'record'))",
-    )
-    .bind(&schema)
-    .fetch_all(s.pool())
-    .await;
-    let version = s.schema_version().await;
-    s.close().await;
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    assert_eq!(version.unwrap(), LATEST_SCHEMA);
-    let methods = methods.unwrap();
-    assert_eq!(methods.len(), 3, "{methods:?}");
-    // 'l' is lz4. A server without lz4 (it refuses to make it the default) keeps the default
-    // (''), and the migration still passes.
-    let lz4_available = sqlx::query("SET default_toast_compression = lz4")
-        .execute(&admin)
+    on_postgres(|db: Arc<Db>| async move {
+        let (url, schema) = db.pg.clone().unwrap();
+        let s = PostgresStore::open_in_schema(&url, &schema).await.unwrap();
+        assert_eq!(s.schema_version().await.unwrap(), LATEST_SCHEMA);
+        let methods: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.relname::text, a.attcompression::text FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND (c.relname, a.attname) IN \
+               (('fm_events', 'event'), ('fm_stage_journal', 'output'), ('fm_runs', 'record'))",
+        )
+        .bind(&schema)
+        .fetch_all(s.pool())
         .await
-        .is_ok();
-    admin.close().await;
-    let expected = if lz4_available { "l" } else { "" };
-    assert!(methods.iter().all(|(_, m)| m == expected), "{methods:?}");
+        .unwrap();
+        assert_eq!(methods.len(), 3, "{methods:?}");
+        // 'l' is lz4. A server without lz4 (it refuses to make it the default) keeps the
+        // default (''), and the migration still passes.
+        let lz4_available = sqlx::query("SET default_toast_compression = lz4")
+            .execute(s.pool())
+            .await
+            .is_ok();
+        let expected = if lz4_available { "l" } else { "" };
+        assert!(methods.iter().all(|(_, m)| m == expected), "{methods:?}");
+        s.close().await;
+    })
+    .await;
 }
 
 #[tokio::test]
