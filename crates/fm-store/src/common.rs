@@ -22,6 +22,22 @@ use fm_core::events::{Event, EventKind};
 use serde::Serialize;
 use serde_json::Value;
 
+/// A write as the backends run it: gets the transaction's connection; returning `Err` undoes
+/// what it wrote. `C` is the backend's connection type.
+pub(crate) trait WriteFn<C, T>:
+    for<'c> FnOnce(&'c mut C) -> futures::future::BoxFuture<'c, Result<T, crate::StoreError>>
+    + Send
+    + 'static
+{
+}
+
+impl<C, T, F> WriteFn<C, T> for F where
+    F: for<'c> FnOnce(&'c mut C) -> futures::future::BoxFuture<'c, Result<T, crate::StoreError>>
+        + Send
+        + 'static
+{
+}
+
 pub(crate) fn now_ms() -> i64 {
     ms_of(SystemTime::now())
 }

@@ -158,13 +158,11 @@ impl PostgresStore {
 
     /// Runs `f` in a transaction of its own and commits it if `f` succeeded (rolls it back if
     /// not). Concurrent writes run side by side; row locks and advisory locks order them.
-    async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
+    async fn write<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl WriteFn<PgConnection, T>,
+    ) -> Result<T, StoreError> {
         let mut tx = self
             .pool
             .begin()

@@ -170,13 +170,11 @@ impl SqliteStore {
 
     /// Runs `f` in the writer's next batch (one transaction, `BEGIN IMMEDIATE`); returns when
     /// it is committed.
-    async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
+    async fn write<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl WriteFn<SqliteConnection, T>,
+    ) -> Result<T, StoreError> {
         self.writer.write(op, f).await
     }
 

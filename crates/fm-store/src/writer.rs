@@ -22,6 +22,8 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -29,6 +31,7 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::common::WriteFn;
 use crate::StoreError;
 
 /// The most writes one transaction carries: enough to amortise a commit over a burst, few
@@ -37,25 +40,12 @@ pub(crate) const MAX_BATCH: usize = 256;
 
 const BACKEND: &str = "sqlite";
 
-/// A write: runs inside the writer's transaction; returning `Err` undoes what it wrote.
-pub(crate) trait WriteFn<T>:
-    for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static
-{
-}
-
-impl<T, F> WriteFn<T> for F where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-        + Send
-        + 'static
-{
-}
-
 /// The handle every store call writes through. Dropping the last one stops the task.
 pub(crate) struct Writer {
     queue: mpsc::UnboundedSender<Msg>,
-    /// Transactions the task has run (for tests: writes that queued together share one).
-    #[cfg(test)]
-    batches: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Transactions the task has run (tests use it: writes that queued together share one).
+    #[cfg_attr(not(test), allow(dead_code))]
+    batches: Arc<AtomicU64>,
 }
 
 enum Msg {
@@ -68,25 +58,16 @@ impl Writer {
     /// Starts the writer task on `conn` (on the current tokio runtime).
     pub fn start(conn: SqliteConnection) -> Writer {
         let (queue, rx) = mpsc::unbounded_channel();
-        #[cfg(test)]
-        let batches = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        #[cfg(test)]
-        let counter = Some(batches.clone());
-        #[cfg(not(test))]
-        let counter = None;
-        tokio::spawn(serve(conn, rx, counter));
-        Writer {
-            queue,
-            #[cfg(test)]
-            batches,
-        }
+        let batches = Arc::new(AtomicU64::new(0));
+        tokio::spawn(serve(conn, rx, batches.clone()));
+        Writer { queue, batches }
     }
 
     /// Runs `write` in the next batch; returns once that batch is committed (or failed).
     pub async fn write<T: Send + 'static>(
         &self,
         op: &'static str,
-        write: impl WriteFn<T>,
+        write: impl WriteFn<SqliteConnection, T>,
     ) -> Result<T, StoreError> {
         let (done, answer) = oneshot::channel();
         let job = Box::new(Pending { op, write, done });
@@ -143,7 +124,7 @@ struct Ran<T> {
     done: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T: Send + 'static, F: WriteFn<T>> Job for Pending<T, F> {
+impl<T: Send + 'static, F: WriteFn<SqliteConnection, T>> Job for Pending<T, F> {
     fn op(&self) -> &'static str {
         self.op
     }
@@ -193,7 +174,7 @@ fn not_saved(op: &'static str, why: &str) -> StoreError {
 async fn serve(
     mut conn: SqliteConnection,
     mut rx: mpsc::UnboundedReceiver<Msg>,
-    batches: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    batches: Arc<AtomicU64>,
 ) {
     let mut waiting: VecDeque<Box<dyn Job>> = VecDeque::new();
     let mut close: Option<oneshot::Sender<()>> = None;
@@ -217,9 +198,7 @@ async fn serve(
         }
         let batch: Vec<Box<dyn Job>> = waiting.drain(..waiting.len().min(MAX_BATCH)).collect();
         run_batch(&mut conn, batch).await;
-        if let Some(b) = &batches {
-            b.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        batches.fetch_add(1, Ordering::Relaxed);
     }
     let _ = conn.close().await;
     if let Some(ack) = close {
@@ -332,7 +311,7 @@ mod tests {
         (Writer::start(conn), pool)
     }
 
-    fn insert(k: &'static str, then_fail: bool) -> impl WriteFnOnce<()> {
+    fn insert(k: &'static str, then_fail: bool) -> impl WriteFn<SqliteConnection, ()> {
         move |conn: &mut SqliteConnection| -> BoxFuture<'_, Result<(), StoreError>> {
             Box::pin(async move {
                 sqlx::query("INSERT INTO t (k) VALUES ($1)")
@@ -349,19 +328,6 @@ mod tests {
                 Ok(())
             })
         }
-    }
-
-    trait WriteFnOnce<T>:
-        for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-        + Send
-        + 'static
-    {
-    }
-    impl<T, F> WriteFnOnce<T> for F where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static
-    {
     }
 
     async fn keys(pool: &sqlx::SqlitePool) -> Vec<String> {
@@ -409,7 +375,7 @@ mod tests {
         for (k, r) in names.iter().zip(&results) {
             assert_eq!(r.is_ok(), *k != "d", "{k}: {r:?}");
         }
-        let batches = w.batches.load(std::sync::atomic::Ordering::Relaxed);
+        let batches = w.batches.load(Ordering::Relaxed);
         assert_eq!(batches, 2, "the slow write, then the eight together");
         assert_eq!(keys(&pool).await, ["a", "b", "c", "e", "f", "g", "h"]);
 
