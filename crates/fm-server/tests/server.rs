@@ -418,8 +418,7 @@ async fn a_bad_config_is_refused_with_every_problem() {
 /// The same intake, dedup and run path on PostgreSQL (in a schema of its own, dropped after).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_works_on_postgres() {
-    let Ok(url) = std::env::var("FM_TEST_DATABASE_URL") else {
-        eprintln!("SKIPPED: FM_TEST_DATABASE_URL not set (the server's PostgreSQL test)");
+    let Some(url) = fm_testkit::services::postgres_url() else {
         return;
     };
     let schema = format!("fm_srv_{}", uuid::Uuid::new_v4().simple());

@@ -20,8 +20,6 @@ use fm_store::{
 };
 use serde_json::json;
 
-const PG_ENV: &str = "FM_TEST_DATABASE_URL";
-
 /// A database a test can open any number of stores on (as several processes would).
 struct Db {
     sqlite: Option<PathBuf>,
@@ -57,8 +55,7 @@ where
     F: FnOnce(Arc<Db>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(url) = std::env::var(PG_ENV) else {
-        eprintln!("SKIPPED: {PG_ENV} not set");
+    let Some(url) = fm_testkit::services::postgres_url() else {
         return;
     };
     let schema = format!("fm_t_{:016x}", fastrand::u64(..));
@@ -1021,8 +1018,7 @@ async fn postgres_json_columns_are_compressed_with_lz4() {
 
 #[tokio::test]
 async fn postgres_open_by_url() {
-    let Ok(url) = std::env::var(PG_ENV) else {
-        eprintln!("SKIPPED: {PG_ENV} not set");
+    let Some(url) = fm_testkit::services::postgres_url() else {
         return;
     };
     // Through `open` (the server's path), in a schema of its own set by a URL parameter.
