@@ -26,6 +26,11 @@ pub trait Component: Send + Sync {
     }
     /// One line for `fm components` and the docs.
     fn summary(&self) -> &'static str;
+    /// Whether the component calls a model, so a FlowMason stage's `provider`, `model` and
+    /// `llm_settings` are merged into its config.
+    fn takes_llm_settings(&self) -> bool {
+        false
+    }
     /// Reads the stage's `config` object. Returns `None` when the config has problems (they are
     /// recorded in the reader); the reader's `finish` is called by the caller.
     fn compile(&self, config: &mut ConfigReader<'_, '_>) -> Option<Arc<dyn StageRuntime>>;

@@ -15,7 +15,7 @@
 mod anthropic;
 mod openai;
 mod provider;
-mod reply;
+pub(crate) mod reply;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,6 +141,8 @@ pub struct GeneratorRuntime {
     format: ResponseFormat,
     timeout: Duration,
     retry: RetryTuning,
+    /// A FlowMason pipeline: the output also has FlowMason's `tokens_used` and `finish_reason`.
+    flowmason: bool,
 }
 
 impl Component for Generator {
@@ -150,6 +152,10 @@ impl Component for Generator {
 
     fn summary(&self) -> &'static str {
         "Ask an LLM (OpenAI, Anthropic or an OpenAI-compatible server); JSON replies become fields"
+    }
+
+    fn takes_llm_settings(&self) -> bool {
+        true
     }
 
     fn compile(&self, r: &mut ConfigReader<'_, '_>) -> Option<Arc<dyn StageRuntime>> {
@@ -210,6 +216,8 @@ impl Component for Generator {
                 ok = false;
             }
         }
+        // FlowMason's generator takes an output-format hint that it does not act on either.
+        let _ = r.raw("output_format", &[]);
         let timeout = read_duration_ms(r, "timeout").unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             let path = r.key_path("timeout");
@@ -239,6 +247,7 @@ impl Component for Generator {
                 timeout
             },
             retry: self.retry,
+            flowmason: r.dialect().is_flowmason(),
         }))
     }
 }
@@ -560,6 +569,14 @@ impl GeneratorRuntime {
             ),
         );
         out.insert("provider".into(), Value::String(name.to_owned()));
+        if self.flowmason {
+            let total = usage.get("total_tokens").cloned().filter(|v| !v.is_null());
+            out.insert("tokens_used".into(), total.unwrap_or(Value::from(0)));
+            out.insert(
+                "finish_reason".into(),
+                Value::String(reply.stop_reason.clone().unwrap_or_else(|| "stop".into())),
+            );
+        }
         out.insert("usage".into(), usage);
         if let Some(Value::Object(fields)) = &parsed {
             for (k, v) in fields {

@@ -180,6 +180,7 @@ impl HttpRequestRuntime {
         out.insert("headers".into(), headers_json(resp.headers(), false));
         out.insert("body".into(), body_value);
         out.insert("elapsed_ms".into(), Value::from(elapsed_ms));
+        out.insert("success".into(), Value::Bool(status.is_success()));
         out.insert("url".into(), Value::String(final_url.to_string()));
         if let Some(total) = body.truncated_total {
             out.insert("body_truncated".into(), Value::Bool(true));

@@ -8,9 +8,13 @@
 //! `max_body_bytes` (default 10 MiB), `read_only` (default: true for GET/HEAD/OPTIONS only; set
 //! it on a query sent as POST, such as a log search, so that `--dry-run` still sends it).
 //!
-//! Output: `{status_code, headers, body, elapsed_ms, url}`; `body` is parsed JSON when the answer
-//! is JSON, text otherwise. A status outside `expect_status` fails the attempt with kind
-//! `http_status`, carrying that output so a retry condition can read `output.status_code`.
+//! Output: `{status_code, headers, body, elapsed_ms, success, url}`; `body` is parsed JSON when
+//! the answer is JSON, text otherwise; `success` is whether the status is 2xx. A status outside
+//! `expect_status` fails the attempt with kind `http_status`, carrying that output so a retry
+//! condition can read `output.status_code`.
+//!
+//! In a FlowMason 1.x pipeline, as in FlowMason: `timeout` is in seconds (1 to 300), and with
+//! no `expect_status` no status fails the stage (read `success`).
 //!
 //! Values interpolated into the URL are encoded for where they land (see [`url`]); with
 //! `--dry-run` only GET, HEAD and OPTIONS are sent and other methods are described instead.
@@ -117,7 +121,12 @@ impl Component for HttpRequest {
         let headers = read_object(r, "headers", &[], true);
         let query = read_object(r, "query_params", &["params"], false);
         let body = read_body(r);
-        let timeout = match read_duration_ms(r, "timeout") {
+        let timeout = if r.dialect().is_flowmason() {
+            read_timeout_seconds(r)
+        } else {
+            read_duration_ms(r, "timeout")
+        };
+        let timeout = match timeout {
             Some(d) if d.is_zero() => {
                 let p = r.key_path("timeout");
                 r.problem("invalid_value", p, "timeout must be more than 0 ms");
@@ -129,7 +138,19 @@ impl Component for HttpRequest {
         };
         let follow_redirects = r.bool("follow_redirects", &[]).unwrap_or(true);
         let read_only = r.bool("read_only", &[]).unwrap_or(false);
+        if let Some((path, v)) = r.raw("verify_ssl", &[]) {
+            if v != &Value::Bool(true) {
+                r.problem_with_hint(
+                    "not_supported",
+                    path,
+                    "fm always verifies TLS certificates ('verify_ssl' can only be true)",
+                    "use http:// for a service without TLS, or give it a certificate this machine trusts",
+                );
+                ok = false;
+            }
+        }
         let expect = match r.raw("expect_status", &["expected_status"]) {
+            None if r.dialect().is_flowmason() => ExpectStatus::any(),
             None => ExpectStatus::default(),
             Some((path, v)) => match ExpectStatus::parse(v) {
                 Ok(e) => e,
@@ -174,6 +195,40 @@ impl Component for HttpRequest {
             read_only,
             allow: self.allow.clone(),
         }))
+    }
+}
+
+/// FlowMason's `timeout`: whole seconds, 1 to 300 (its class refuses anything else).
+fn read_timeout_seconds(r: &mut ConfigReader<'_, '_>) -> Option<Duration> {
+    let (path, v) = r.raw("timeout", &[])?;
+    match v.as_f64() {
+        Some(s) if (1.0..=300.0).contains(&s) => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            let hint = if s > 300.0 && s <= 300_000.0 {
+                format!(
+                    "{s} seconds is over FlowMason's limit of 300 (FlowMason refuses it too); if {s} was meant as milliseconds, write {}",
+                    s / 1000.0
+                )
+            } else {
+                "for example 30 for 30 seconds".to_owned()
+            };
+            r.problem_with_hint(
+                "invalid_value",
+                path,
+                format!("in a FlowMason pipeline http_request's timeout is in seconds, from 1 to 300; got {s}"),
+                hint,
+            );
+            None
+        }
+        None => {
+            r.problem_with_hint(
+                "wrong_type",
+                path,
+                "in a FlowMason pipeline http_request's timeout is a number of seconds",
+                "for example 30",
+            );
+            None
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use fm_expr::{RefRoot, Value};
 use serde_json::Map;
 
 use crate::component::Registry;
+use crate::model::dialect::{self, Dialect};
+use crate::model::flowmason;
 use crate::model::graph::{has_bit, Graph};
 use crate::model::path::index_path;
 use crate::model::pipeline::{
@@ -48,12 +50,25 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
     let ids = collect_ids(&raw_stages, &mut early);
     let id_set: HashSet<String> = ids.iter().flatten().cloned().collect();
     let mut cx = CompileCx::new(&id_set);
+    cx.dialect = dialect::detect(top);
     cx.problems.extend(early);
 
     let mut r = ConfigReader::new(top, "", None, &mut cx);
-    let name = r
-        .string("name", &["id"])
-        .unwrap_or_else(|| "pipeline".to_owned());
+    // FlowMason has both: `id` names the pipeline, `name` is its title. The reference format
+    // has one of them.
+    let (name, title) = match r.dialect() {
+        Dialect::FlowMason => {
+            let id = r.string("id", &[]);
+            let title = r.string("name", &[]);
+            (id.or_else(|| title.clone()), title)
+        }
+        Dialect::Reference => (r.string("name", &["id"]), None),
+    };
+    let name = name.unwrap_or_else(|| "pipeline".to_owned());
+    let mut metadata = flowmason::read_top_metadata(&mut r);
+    if let Some(t) = title.filter(|t| *t != name) {
+        metadata.insert("title".into(), Value::String(t));
+    }
     let version = match r.raw("version", &[]) {
         Some((_, Value::String(s))) => Some(s.clone()),
         Some((_, Value::Number(n))) => Some(n.to_string()),
@@ -157,6 +172,8 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
         .collect();
     Ok(Pipeline {
         name,
+        dialect: cx.dialect,
+        metadata,
         version,
         description,
         input_schema,
@@ -264,7 +281,8 @@ fn compile_stage(
     let on_error = read_on_error(&mut r);
     let idempotent = r.bool("idempotent", &[]);
     let budget = read_budget(&mut r);
-    let mut retry = match r.object("retry", &[]) {
+    let extras = flowmason::read_stage_extras(&mut r);
+    let retry = match r.object("retry", &[]) {
         Some(mut sub) => {
             sub.set_extra_vars(&["output"]);
             let policy = read_retry(&mut sub);
@@ -273,6 +291,7 @@ fn compile_stage(
         }
         None => None,
     };
+    let has_config = r.has("config", &[]);
     let mut config: Map<String, Value> = match r.raw("config", &[]) {
         Some((_, Value::Object(m))) => m.clone(),
         Some((p, _)) => {
@@ -285,6 +304,17 @@ fn compile_stage(
         .as_deref()
         .and_then(|n| match registry.get(n) {
             Some(c) => Some(c.clone()),
+            None if flowmason::not_supported(n).is_some() => {
+                let why = flowmason::not_supported(n).unwrap_or_default();
+                let p = r.key_path("component");
+                r.problem_with_hint(
+                    "not_supported",
+                    p,
+                    format!("FlowMason's '{n}' component {why}"),
+                    "see docs/components.md for what fm runs",
+                );
+                None
+            }
             None => {
                 let hint = did_you_mean(n, registry.all_spellings()).map_or_else(
                     || format!("known components: {}", registry.names().join(", ")),
@@ -300,11 +330,53 @@ fn compile_stage(
                 None
             }
         });
+    let timeout = match (timeout, extras.timeout_ms) {
+        (Some(_), Some(_)) => {
+            let p = r.key_path("timeout_ms");
+            r.problem_with_hint(
+                "conflicting_keys",
+                p,
+                "both 'timeout' and 'timeout_ms' are given",
+                "keep only 'timeout_ms' (milliseconds)",
+            );
+            timeout
+        }
+        (t, ms) => t.or(ms),
+    };
+    if extras.retry.is_some() && retry.is_some() {
+        let p = r.key_path("retry");
+        r.problem_with_hint(
+            "conflicting_keys",
+            p,
+            "both 'retry' and FlowMason's 'retry_config' / 'error_handling' say how to retry",
+            "keep one of them",
+        );
+    }
+    let mut on_error = on_error;
+    if extras.continue_on_error {
+        on_error = crate::model::pipeline::OnError::Continue;
+    }
     r.finish();
+    let mut retry = retry.or(extras.retry.clone());
+
+    if let Some(c) = &component {
+        flowmason::merge_into_config(
+            &mut config,
+            &extras,
+            c.takes_llm_settings(),
+            c.name(),
+            &mut cx.problems,
+            id.as_deref(),
+        );
+    }
 
     // The reference document writes `retry` inside `config` (verify-health); it means the stage's
     // retry policy, so it is read as one.
-    let config_path = format!("{path}.config");
+    let config_path = if !has_config && extras.input_mapping.is_some() {
+        format!("{path}.input_mapping")
+    } else {
+        format!("{path}.config")
+    };
     if let Some(hoisted) = config.remove("retry") {
         let retry_path = format!("{config_path}.retry");
         match (&hoisted, retry.is_some()) {
@@ -334,9 +406,30 @@ fn compile_stage(
     let mut cr = ConfigReader::new(&config, config_path, id.as_deref(), cx);
     let runtime = component.compile(&mut cr);
     cr.finish();
-    let runtime = runtime?;
+    let mut runtime = runtime?;
     let id = id?;
     let idempotent = idempotent.unwrap_or_else(|| runtime.idempotent());
+    let mut timeout = timeout;
+    if let Some((fallback_path, fallback)) = extras.fallback_output {
+        if on_error != crate::model::pipeline::OnError::Continue {
+            cx.problems.push(
+                Problem::new(
+                    "invalid_value",
+                    fallback_path,
+                    "fallback_output is used only when the stage has on_error: continue",
+                )
+                .with_stage(Some(&id))
+                .with_hint("add \"on_error\": \"continue\" to the stage, or remove fallback_output"),
+            );
+            return None;
+        }
+        runtime = Arc::new(flowmason::FallbackRuntime {
+            inner: runtime,
+            fallback,
+            max_attempts: retry.as_ref().map_or(1, |p| p.max_attempts),
+            timeout: timeout.take(),
+        });
+    }
     Some(Stage {
         id,
         name,
@@ -355,6 +448,7 @@ fn compile_stage(
         routed_by: Vec::new(),
         budget,
         position,
+        metadata: extras.kept,
     })
 }
 
@@ -409,6 +503,7 @@ fn placeholder_stage(id: String, raw: &[&Value], index: &HashMap<String, usize>)
         routed_by: Vec::new(),
         budget: None,
         position: None,
+        metadata: Map::new(),
     }
 }
 
@@ -618,7 +713,7 @@ fn check_template_refs_by_name(
                     ));
                 }
                 RefRoot::Secret(name) => check_secret(name, t, opts, problems),
-                RefRoot::Var(name) => check_var(name, t, problems),
+                RefRoot::Var(name) => check_var(name, &r.path, t, cx.dialect, problems),
                 _ => {}
             }
         }
@@ -644,8 +739,34 @@ fn check_secret(
     }
 }
 
-fn check_var(name: &str, t: &crate::model::reader::TemplateUse, problems: &mut Vec<Problem>) {
+fn check_var(
+    name: &str,
+    path: &[String],
+    t: &crate::model::reader::TemplateUse,
+    dialect: Dialect,
+    problems: &mut Vec<Problem>,
+) {
     if name == "input" || t.extra_vars.contains(&name) {
+        return;
+    }
+    if name == "context" && dialect.is_flowmason() {
+        // FlowMason's `context.*`: its run facts, and the variables its loops set.
+        let field = path.first().map_or("", String::as_str);
+        let (message, hint) = match field {
+            "run_id" | "pipeline_id" | "pipeline_version" | "stage_id" | "trace_id" => (
+                format!("'context.{field}' is not available in fm"),
+                "use execution.id (the run) or execution.pipeline (the pipeline's name)".to_owned(),
+            ),
+            _ => (
+                format!("'context.{field}' is a variable set by FlowMason's foreach or loop, which fm does not run yet"),
+                "context.* holds loop variables (the item and its index) inside foreach and loop stages".to_owned(),
+            ),
+        };
+        problems.push(
+            Problem::new("not_supported", t.path.clone(), message)
+                .with_stage(t.stage.as_deref())
+                .with_hint(hint),
+        );
         return;
     }
     let mut available = vec!["input", "stages", "secrets", "env", "execution"];
@@ -719,7 +840,7 @@ fn check_template_refs(
                 RefRoot::Env(name) => {
                     env.insert(name.clone());
                 }
-                RefRoot::Var(name) => check_var(name, t, problems),
+                RefRoot::Var(name) => check_var(name, &r.path, t, cx.dialect, problems),
                 RefRoot::Execution(_) => {}
             }
         }

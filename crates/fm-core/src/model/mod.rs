@@ -1,6 +1,8 @@
 //! The pipeline model: reading a file, validating and compiling it.
 
 pub mod compile;
+pub mod dialect;
+pub mod flowmason;
 pub mod graph;
 pub mod path;
 pub mod pipeline;
@@ -10,6 +12,7 @@ pub mod stage_fields;
 pub mod value_template;
 
 pub use compile::{compile, CompileOptions};
+pub use dialect::Dialect;
 pub use pipeline::*;
 pub use reader::{ConfigReader, StageRefRole};
 pub use source::Source;

@@ -13,6 +13,11 @@ use crate::model::value_template::ValueTemplate;
 #[derive(Debug)]
 pub struct Pipeline {
     pub name: String,
+    /// The file's dialect: where the reference format and FlowMason 1.x differ, its meaning.
+    pub dialect: crate::model::dialect::Dialect,
+    /// FlowMason's gallery and documentation keys (`category`, `tags`, `metadata`,
+    /// `sample_input`, `example_input`, ..., and its human `name` as `title`), kept as written.
+    pub metadata: serde_json::Map<String, Value>,
     pub version: Option<String>,
     pub description: Option<String>,
     /// The input's JSON Schema, checked before any stage runs.
@@ -74,6 +79,8 @@ pub struct Stage {
     pub budget: Option<BudgetSpec>,
     /// Editor position, kept and unused.
     pub position: Option<Value>,
+    /// FlowMason's stage `metadata` and `component_package`, kept as written.
+    pub metadata: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,10 +166,12 @@ pub struct RetryPolicy {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Backoff {
     Fixed,
-    /// delay * 2^(attempt-1), capped at `max_delay`, with "full jitter" on the upper half.
+    /// delay * factor^(attempt-1) (factor 2 unless FlowMason's `backoff_multiplier` says
+    /// otherwise), capped at `max_delay`, with "full jitter" on the upper half.
     Exponential {
         max_delay: Duration,
         jitter: bool,
+        factor: f64,
     },
 }
 
@@ -171,9 +180,18 @@ impl RetryPolicy {
     pub fn delay_before(&self, next_attempt: u32) -> Duration {
         match self.backoff {
             Backoff::Fixed => self.delay,
-            Backoff::Exponential { max_delay, jitter } => {
+            Backoff::Exponential {
+                max_delay,
+                jitter,
+                factor,
+            } => {
                 let exp = next_attempt.saturating_sub(2).min(30);
-                let base = self.delay.saturating_mul(1u32 << exp).min(max_delay);
+                let scaled = self.delay.as_secs_f64() * factor.powi(exp as i32);
+                let base = if scaled.is_finite() && scaled < max_delay.as_secs_f64() {
+                    Duration::from_secs_f64(scaled)
+                } else {
+                    max_delay
+                };
                 if jitter {
                     // Half fixed, half random: spreads retries without ever retrying instantly.
                     let half = base / 2;

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use fm_expr::{Reference, Template, Value};
 use serde_json::Map;
 
+use crate::model::dialect::Dialect;
 use crate::model::path::{child_path, index_path};
 use crate::model::value_template::ValueTemplate;
 use crate::problem::{did_you_mean, Problem};
@@ -47,6 +48,8 @@ pub struct TemplateUse {
 /// Shared state of one compilation.
 pub struct CompileCx<'a> {
     pub stage_ids: &'a HashSet<String>,
+    /// The file's dialect: components whose meaning differs between the two read it.
+    pub dialect: Dialect,
     pub problems: Vec<Problem>,
     pub templates: Vec<TemplateUse>,
     pub stage_refs: Vec<StageRef>,
@@ -56,6 +59,7 @@ impl<'a> CompileCx<'a> {
     pub fn new(stage_ids: &'a HashSet<String>) -> Self {
         CompileCx {
             stage_ids,
+            dialect: Dialect::Reference,
             problems: Vec::new(),
             templates: Vec::new(),
             stage_refs: Vec::new(),
@@ -97,6 +101,11 @@ impl<'r, 'a> ConfigReader<'r, 'a> {
             extra_vars: &[],
             cx,
         }
+    }
+
+    /// The pipeline file's dialect (see [`Dialect`]).
+    pub fn dialect(&self) -> Dialect {
+        self.cx.dialect
     }
 
     /// The stage this object belongs to, if any.

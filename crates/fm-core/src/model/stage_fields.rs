@@ -67,6 +67,7 @@ pub fn read_retry(r: &mut ConfigReader<'_, '_>) -> Option<RetryPolicy> {
         Some("exponential") => Backoff::Exponential {
             max_delay: Duration::from_millis(max_delay_ms.unwrap_or(60_000)),
             jitter: jitter.unwrap_or(true),
+            factor: 2.0,
         },
         Some(other) => {
             let hint = did_you_mean(other, ["fixed", "exponential"])
@@ -138,7 +139,8 @@ pub fn read_trigger(r: &mut ConfigReader<'_, '_>) -> Trigger {
 
 pub fn read_on_error(r: &mut ConfigReader<'_, '_>) -> OnError {
     match r.string("on_error", &[]).as_deref() {
-        None | Some("fail") => OnError::Fail,
+        // `propagate` is FlowMason's name for the default.
+        None | Some("fail") | Some("propagate") => OnError::Fail,
         Some("continue") => OnError::Continue,
         Some(other) => {
             let path = r.key_path("on_error");
@@ -146,7 +148,7 @@ pub fn read_on_error(r: &mut ConfigReader<'_, '_>) -> OnError {
                 "invalid_value",
                 path,
                 format!("unknown on_error '{other}'"),
-                "use 'fail' (the default) or 'continue'",
+                "use 'fail' (the default; FlowMason writes 'propagate') or 'continue'",
             );
             OnError::Fail
         }
