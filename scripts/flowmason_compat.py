@@ -3,7 +3,8 @@
 
 A stand-in on 127.0.0.1 answers everything the pipelines call: an OpenAI-compatible model
 (`/v1/chat/completions`, `/v1/embeddings`) and any other HTTP request (a JSON 200). Each run gets
-the pipeline's own example input (`example_input` / `sample_input`) with every URL in it pointed
+the pipeline's own example input (`example_input` / `sample_input`), completed with a stand-in
+value for each input-schema property it leaves out ("inputs filled"), with every URL in it pointed
 at the stand-in, and every `{{env.NAME}}` the pipeline reads set (URLs to the stand-in, anything
 else to a dummy token).
 """
@@ -113,6 +114,22 @@ def point_urls(value, base):
     return value
 
 
+def fill_input(example, schema):
+    """The example input, plus a stand-in value for each property of the input schema that the
+    example leaves out (FlowMason's examples often miss required ones). Returns (input, filled)."""
+    inp = dict(example) if isinstance(example, dict) else {}
+    filled = []
+    by_type = {"string": None, "number": 1, "integer": 1, "boolean": False, "array": [], "object": {}}
+    for name, prop in ((schema or {}).get("properties") or {}).items():
+        if name in inp:
+            continue
+        t = (prop or {}).get("type", "string")
+        t = t[0] if isinstance(t, list) else t
+        inp[name] = f"stand-in {name}" if t == "string" else by_type.get(t, f"stand-in {name}")
+        filled.append(name)
+    return inp, filled
+
+
 def env_for(text, base):
     env = {}
     for name in set(re.findall(r"env\.([A-Za-z_][A-Za-z0-9_]*)", text)):
@@ -160,9 +177,10 @@ def main():
         v = subprocess.run([a.fm, "validate", str(path)], capture_output=True, text=True, env=env)
         (logs / f"{name}.validate.txt").write_text(v.stdout + v.stderr)
         validated = v.returncode == 0
-        ran, why = None, ""
+        ran, why, filled = None, "", []
         if validated:
             example = doc.get("example_input") or doc.get("sample_input") or {}
+            example, filled = fill_input(example, doc.get("input_schema"))
             inp = json.dumps(point_urls(example, base))
             r = subprocess.run([a.fm, "run", str(path), "--input", inp, "--no-store",
                                 "--timeout", "60s", "--artifacts", str(logs / f"{name}.artifacts"),
@@ -174,13 +192,13 @@ def main():
                 why = first_problem(r.stderr)
         else:
             why = first_problem(v.stdout + v.stderr)
-        rows.append((name, validated, ran, uses_cf, why))
+        rows.append((name, validated, ran, uses_cf, why, len(filled)))
 
     w = max(len(r[0]) for r in rows)
-    print(f"{'pipeline':<{w}}  validate  run   control flow (part 2)")
-    for name, ok, ran, cf, why in rows:
+    print(f"{'pipeline':<{w}}  validate  run   inputs filled  control flow (part 2)")
+    for name, ok, ran, cf, why, nf in rows:
         run = "-" if ran is None else ("ok" if ran else "FAIL")
-        print(f"{name:<{w}}  {'ok' if ok else 'FAIL':<8}  {run:<4}  {', '.join(cf) or ''}")
+        print(f"{name:<{w}}  {'ok' if ok else 'FAIL':<8}  {run:<4}  {nf:<13}  {', '.join(cf) or ''}")
     n = len(rows)
     nv = sum(1 for r in rows if r[1])
     nr = sum(1 for r in rows if r[2])
@@ -189,7 +207,7 @@ def main():
           "control flow (foreach, loop, ...)")
     if a.verbose:
         print()
-        for name, ok, ran, cf, why in rows:
+        for name, ok, ran, cf, why, _ in rows:
             if why:
                 print(f"{name}: {why}")
     server.shutdown()

@@ -1,11 +1,24 @@
 //! fm's built-in components, one file each, registered in [`builtin_registry`].
 
+pub mod analyzer;
+pub mod chat;
+pub mod combiner;
+pub mod critic;
 pub mod delay;
+pub mod filter;
 pub mod generator;
 pub mod http;
+pub mod improver;
 pub mod json_transform;
+pub mod llm_task;
 pub mod logger;
 pub mod pattern_match;
+pub mod rewriter;
+pub mod schema_validate;
+pub mod selector;
+pub mod summarizer;
+pub mod translator;
+pub mod variable_set;
 pub mod write_artifact;
 
 use std::sync::Arc;
@@ -39,9 +52,24 @@ pub fn registry_with_options(
     ));
     r.register(Arc::new(json_transform::JsonTransform));
     r.register(Arc::new(logger::Logger));
-    r.register(Arc::new(Generator::with_env(llm_env)));
+    let generator = Arc::new(Generator::with_env(llm_env));
+    r.register(generator.clone());
     r.register(Arc::new(delay::Delay));
     r.register(Arc::new(pattern_match::PatternMatch));
     r.register(Arc::new(write_artifact::WriteArtifact));
+    // FlowMason's data components.
+    r.register(Arc::new(filter::Filter));
+    r.register(Arc::new(schema_validate::SchemaValidate));
+    r.register(Arc::new(variable_set::VariableSet));
+    // FlowMason's model components, over the generator's providers.
+    r.register(Arc::new(critic::Critic(generator.clone())));
+    r.register(Arc::new(improver::Improver(generator.clone())));
+    r.register(Arc::new(selector::Selector(generator.clone())));
+    r.register(Arc::new(combiner::Combiner(generator.clone())));
+    r.register(Arc::new(summarizer::Summarizer(generator.clone())));
+    r.register(Arc::new(analyzer::Analyzer(generator.clone())));
+    r.register(Arc::new(rewriter::Rewriter(generator.clone())));
+    r.register(Arc::new(translator::Translator(generator.clone())));
+    r.register(Arc::new(chat::Chat(generator)));
     r
 }

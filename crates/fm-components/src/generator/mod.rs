@@ -159,6 +159,33 @@ impl Component for Generator {
     }
 
     fn compile(&self, r: &mut ConfigReader<'_, '_>) -> Option<Arc<dyn StageRuntime>> {
+        let system_prompt = r.template("system_prompt", &["system"]);
+        let prompt = r.template("prompt", &[]);
+        if !r.has("prompt", &[]) {
+            r.missing("prompt");
+        }
+        let format = read_format(r);
+        // FlowMason's generator takes an output-format hint that it does not act on either.
+        let _ = r.raw("output_format", &[]);
+        let rt = self.llm_runtime(r, format?)?;
+        Some(Arc::new(GeneratorRuntime {
+            system_prompt,
+            prompt: prompt?,
+            ..rt
+        }))
+    }
+}
+
+impl Generator {
+    /// Reads the settings every model component shares (`provider`, `model`, `temperature`,
+    /// `max_tokens`, `base_url`, `timeout`) into a runtime whose prompts the caller gives at run
+    /// time ([`GeneratorRuntime::run_with`]). FlowMason's model components (critic, improver,
+    /// ...) are built on it.
+    pub(crate) fn llm_runtime(
+        &self,
+        r: &mut ConfigReader<'_, '_>,
+        format: ResponseFormat,
+    ) -> Option<GeneratorRuntime> {
         let mut ok = true;
         let provider = match r.string("provider", &[]) {
             None => None,
@@ -198,12 +225,6 @@ impl Component for Generator {
             r.problem("invalid_value", path, "max_tokens must be at least 1");
             ok = false;
         }
-        let system_prompt = r.template("system_prompt", &["system"]);
-        let prompt = r.template("prompt", &[]);
-        if !r.has("prompt", &[]) {
-            r.missing("prompt");
-        }
-        let format = read_format(r);
         let base_url = r.string("base_url", &[]);
         if let Some(b) = &base_url {
             if let Err(e) = url::Url::parse(b) {
@@ -216,15 +237,12 @@ impl Component for Generator {
                 ok = false;
             }
         }
-        // FlowMason's generator takes an output-format hint that it does not act on either.
-        let _ = r.raw("output_format", &[]);
         let timeout = read_duration_ms(r, "timeout").unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             let path = r.key_path("timeout");
             r.problem("invalid_value", path, "timeout must be more than 0 ms");
             ok = false;
         }
-        let (prompt, format) = (prompt?, format?);
         if !ok {
             return None;
         }
@@ -233,22 +251,18 @@ impl Component for Generator {
             model,
             base_url,
         };
-        Some(Arc::new(GeneratorRuntime {
+        Some(GeneratorRuntime {
             client: self.client.clone(),
             resolved: provider::resolve(&choice, &self.env),
-            system_prompt,
-            prompt,
+            system_prompt: None,
+            prompt: Template::compile("", &fm_expr::CompileOptions { stage_ids: None }).ok()?,
             temperature,
             max_tokens,
             format,
-            timeout: if timeout.is_zero() {
-                DEFAULT_TIMEOUT
-            } else {
-                timeout
-            },
+            timeout,
             retry: self.retry,
             flowmason: r.dialect().is_flowmason(),
-        }))
+        })
     }
 }
 
@@ -327,6 +341,12 @@ enum Try {
 }
 
 impl GeneratorRuntime {
+    /// A model component's own defaults, where the stage sets none.
+    pub(crate) fn default_sampling(&mut self, temperature: f64, max_tokens: u64) {
+        self.temperature.get_or_insert(temperature);
+        self.max_tokens.get_or_insert(max_tokens);
+    }
+
     /// Replaces the API key wherever it might have been echoed.
     fn mask(&self, text: String, key: Option<&str>) -> String {
         match key {
@@ -341,14 +361,6 @@ impl GeneratorRuntime {
     }
 
     async fn run(&self, cx: &StageContext<'_>) -> Result<Value, StageError> {
-        let resolved = self
-            .resolved
-            .as_ref()
-            .map_err(|m| StageError::new(ErrorKind::Config, m.clone()).retryable(false))?;
-        let client = self
-            .client
-            .get()
-            .map_err(|m| StageError::new(ErrorKind::Internal, m).retryable(false))?;
         let system = match &self.system_prompt {
             Some(t) => Some(
                 t.render_string(cx.scope)
@@ -360,6 +372,25 @@ impl GeneratorRuntime {
             .prompt
             .render_string(cx.scope)
             .map_err(|e| template_error(&e, "prompt"))?;
+        self.run_with(cx, system, prompt).await
+    }
+
+    /// Asks with prompts built by the caller; the output is the generator's (`content`, `json`,
+    /// `model`, `provider`, `usage`, and the reply's JSON fields).
+    pub(crate) async fn run_with(
+        &self,
+        cx: &StageContext<'_>,
+        system: Option<String>,
+        prompt: String,
+    ) -> Result<Value, StageError> {
+        let resolved = self
+            .resolved
+            .as_ref()
+            .map_err(|m| StageError::new(ErrorKind::Config, m.clone()).retryable(false))?;
+        let client = self
+            .client
+            .get()
+            .map_err(|m| StageError::new(ErrorKind::Internal, m).retryable(false))?;
         let api = resolved.kind.api();
         let body = api.body(&LlmRequest {
             model: &resolved.model,
