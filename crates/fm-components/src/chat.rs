@@ -49,7 +49,11 @@ impl Component for Chat {
         let max_history = r.u64("max_history", &[]).unwrap_or(10);
         if !(1..=100).contains(&max_history) {
             let p = r.key_path("max_history");
-            r.problem("invalid_value", p, format!("max_history is 1 to 100, got {max_history}"));
+            r.problem(
+                "invalid_value",
+                p,
+                format!("max_history is 1 to 100, got {max_history}"),
+            );
             return None;
         }
         let llm = Llm::read(&self.0, r, false, 0.7, 2048)?;

@@ -106,7 +106,8 @@ impl CriticRuntime {
              \"improvements\": [\"list of improvements\"],\n    \"criterion_scores\": {{\"criterion\": score}},\n    \
              \"passes_threshold\": true/false\n}}"
         );
-        let prompt = format!("Evaluate this content:\n\n---\n{content}\n---\n{criteria_text}{context_text}");
+        let prompt =
+            format!("Evaluate this content:\n\n---\n{content}\n---\n{criteria_text}{context_text}");
         let (reply, json) = self.llm.ask(cx, system, prompt).await?;
         let Some(j) = json else {
             return Err(llm_task::not_json("critic", &reply));

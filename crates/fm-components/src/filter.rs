@@ -64,7 +64,11 @@ impl Component for Filter {
             None => None,
             Some((_, Value::Object(m))) => Some(m.clone()),
             Some((p, _)) => {
-                r.problem("wrong_type", p, "'field_conditions' must be an object of field -> value");
+                r.problem(
+                    "wrong_type",
+                    p,
+                    "'field_conditions' must be an object of field -> value",
+                );
                 return None;
             }
         };
@@ -117,7 +121,9 @@ impl FilterRuntime {
             }
             let filtered = items.len() - kept.len();
             let reason = format!("Filtered {filtered} items, {} passed", kept.len());
-            return Ok(json!({"passed": !kept.is_empty(), "data": kept, "filtered_count": filtered, "reason": reason}));
+            return Ok(
+                json!({"passed": !kept.is_empty(), "data": kept, "filtered_count": filtered, "reason": reason}),
+            );
         }
         let (passed, mut reason) = self.test(cx, "data", &data)?;
         let passed = passed != self.invert;
@@ -133,7 +139,12 @@ impl FilterRuntime {
     }
 
     /// Whether `value` (seen as `name` by the condition) passes, and why.
-    fn test(&self, cx: &StageContext<'_>, name: &str, value: &Value) -> Result<(bool, String), StageError> {
+    fn test(
+        &self,
+        cx: &StageContext<'_>,
+        name: &str,
+        value: &Value,
+    ) -> Result<(bool, String), StageError> {
         if let Some(c) = &self.condition {
             let scope = OverlayScope {
                 parent: cx.scope,
@@ -141,8 +152,14 @@ impl FilterRuntime {
                 value,
             };
             return match c.render(&scope) {
-                Ok(v) => Ok((fm_expr::is_truthy(&v), format!("Expression '{}' = {}", c.source(), fm_expr::to_text(&v)))),
-                Err(e) if self.pass_if_missing => Ok((true, format!("Expression error (pass_if_missing): {}", e.render()))),
+                Ok(v) => Ok((
+                    fm_expr::is_truthy(&v),
+                    format!("Expression '{}' = {}", c.source(), fm_expr::to_text(&v)),
+                )),
+                Err(e) if self.pass_if_missing => Ok((
+                    true,
+                    format!("Expression error (pass_if_missing): {}", e.render()),
+                )),
                 Err(e) => Ok((false, format!("Expression error: {}", e.render()))),
             };
         }
@@ -155,7 +172,14 @@ impl FilterRuntime {
                     None if self.pass_if_missing => continue,
                     None => return Ok((false, format!("Missing field: {field}"))),
                     Some(actual) if actual != expected => {
-                        return Ok((false, format!("Field '{field}': expected {}, got {}", fm_expr::to_text(expected), fm_expr::to_text(actual))))
+                        return Ok((
+                            false,
+                            format!(
+                                "Field '{field}': expected {}, got {}",
+                                fm_expr::to_text(expected),
+                                fm_expr::to_text(actual)
+                            ),
+                        ))
                     }
                     Some(_) => {}
                 }

@@ -52,7 +52,11 @@ impl Component for Improver {
         if let Some(n) = r.u64("max_iterations", &[]) {
             if !(1..=5).contains(&n) {
                 let p = r.key_path("max_iterations");
-                r.problem("invalid_value", p, format!("max_iterations is 1 to 5, got {n}"));
+                r.problem(
+                    "invalid_value",
+                    p,
+                    format!("max_iterations is 1 to 5, got {n}"),
+                );
                 return None;
             }
         }
@@ -87,7 +91,11 @@ impl ImproverRuntime {
         let content = llm_task::text(cx, &self.content, "content")?;
         let feedback = llm_task::text(cx, &self.feedback, "feedback")?;
         let improvements = llm_task::texts(cx, self.improvements.as_ref(), "config.improvements")?;
-        let preserve = llm_task::texts(cx, self.preserve_aspects.as_ref(), "config.preserve_aspects")?;
+        let preserve = llm_task::texts(
+            cx,
+            self.preserve_aspects.as_ref(),
+            "config.preserve_aspects",
+        )?;
         let focus = llm_task::opt_text(cx, &self.focus, "improvement_focus")?;
         let system = "You are an expert editor and content improver. Your task is to improve the given content based on the provided feedback while maintaining the original intent and voice.\n\n\
             After improving the content, provide a JSON response with:\n{\n    \"improved_content\": \"the improved text\",\n    \"changes_made\": [\"list of changes\"],\n    \"preserved_aspects\": [\"what was kept\"],\n    \"improvement_summary\": \"brief summary\"\n}".to_owned();

@@ -169,7 +169,11 @@ fn compile_flowmason(r: &mut ConfigReader<'_, '_>) -> Option<Arc<dyn StageRuntim
             Some(fields)
         }
         Some((path, _)) => {
-            r.problem("wrong_type", path, "'mapping' must be an object of output field -> source path");
+            r.problem(
+                "wrong_type",
+                path,
+                "'mapping' must be an object of output field -> source path",
+            );
             return None;
         }
     };
@@ -191,7 +195,11 @@ fn compile_flowmason(r: &mut ConfigReader<'_, '_>) -> Option<Arc<dyn StageRuntim
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect(),
         Some((path, _)) => {
-            r.problem("wrong_type", path, "'exclude_fields' must be a list of field names");
+            r.problem(
+                "wrong_type",
+                path,
+                "'exclude_fields' must be a list of field names",
+            );
             ok = false;
             Vec::new()
         }
@@ -410,6 +418,9 @@ mod tests {
     fn flatten_keys_nested_fields_and_list_items() {
         let mut out = serde_json::Map::new();
         flatten_into(&json!({"a": {"b": 1}, "l": [{"c": 2}, 3]}), "", &mut out);
-        assert_eq!(Value::Object(out), json!({"a.b": 1, "l[0].c": 2, "l[1]": 3}));
+        assert_eq!(
+            Value::Object(out),
+            json!({"a.b": 1, "l[0].c": 2, "l[1]": 3})
+        );
     }
 }

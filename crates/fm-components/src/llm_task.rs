@@ -93,7 +93,10 @@ pub fn texts(
         .map_err(|e| StageError::template(&e, what))?;
     Ok(match v {
         Value::Null => Vec::new(),
-        Value::Array(items) => items.iter().map(|v| fm_expr::to_text(v).into_owned()).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| fm_expr::to_text(v).into_owned())
+            .collect(),
         other => vec![fm_expr::to_text(&other).into_owned()],
     })
 }

@@ -100,7 +100,9 @@ impl StageRuntime for SchemaValidateRuntime {
                     .instance_path()
                     .into_iter()
                     .map(|seg| match seg {
-                        jsonschema::paths::LocationSegment::Property(p) => Value::String(p.to_string()),
+                        jsonschema::paths::LocationSegment::Property(p) => {
+                            Value::String(p.to_string())
+                        }
                         jsonschema::paths::LocationSegment::Index(i) => Value::from(i),
                     })
                     .collect();
@@ -109,7 +111,9 @@ impl StageRuntime for SchemaValidateRuntime {
                     break;
                 }
             }
-            Ok(json!({"valid": errors.is_empty(), "data": data, "error_count": errors.len(), "errors": errors}))
+            Ok(
+                json!({"valid": errors.is_empty(), "data": data, "error_count": errors.len(), "errors": errors}),
+            )
         })
     }
 }
@@ -120,14 +124,21 @@ fn coerce(v: Value, schema: &Value) -> Value {
     let ty = schema.get("type").and_then(Value::as_str);
     match (ty, v) {
         (Some("string"), v) if !v.is_string() => Value::String(fm_expr::to_text(&v).into_owned()),
-        (Some("integer"), Value::String(s)) => s.trim().parse::<i64>().map_or(Value::String(s), Value::from),
+        (Some("integer"), Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map_or(Value::String(s), Value::from),
         (Some("integer"), Value::Number(n)) if n.as_i64().is_none() => n
             .as_f64()
             .map_or(Value::Number(n.clone()), |f| Value::from(f.trunc() as i64)),
-        (Some("number"), Value::String(s)) => s.trim().parse::<f64>().map_or(Value::String(s), Value::from),
-        (Some("boolean"), Value::String(s)) => {
-            Value::Bool(matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-        }
+        (Some("number"), Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map_or(Value::String(s), Value::from),
+        (Some("boolean"), Value::String(s)) => Value::Bool(matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes"
+        )),
         (Some("object"), Value::Object(m)) => {
             let props = schema.get("properties");
             Value::Object(

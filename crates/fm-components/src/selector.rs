@@ -50,7 +50,9 @@ impl Component for Selector {
         let candidates = r.value_template("candidates", &["options"]);
         let criteria = r.value_template("criteria", &[]);
         let context = r.template("context", &[]);
-        let mode = r.string("selection_mode", &[]).unwrap_or_else(|| "best".into());
+        let mode = r
+            .string("selection_mode", &[])
+            .unwrap_or_else(|| "best".into());
         if !["best", "top_n", "rank_all"].contains(&mode.as_str()) {
             let p = r.key_path("selection_mode");
             r.problem_with_hint(
@@ -100,7 +102,10 @@ impl SelectorRuntime {
         if candidates.len() < 2 {
             return Err(StageError::new(
                 fm_core::ErrorKind::Data,
-                format!("selector needs at least 2 candidates, got {}", candidates.len()),
+                format!(
+                    "selector needs at least 2 candidates, got {}",
+                    candidates.len()
+                ),
             )
             .retryable(false));
         }
@@ -111,7 +116,10 @@ impl SelectorRuntime {
             listed.push_str(&format!("\n[Option {}]:\n{c}\n", i + 1));
         }
         let mode = match self.mode.as_str() {
-            "top_n" => format!("Select the top {} options, ranked from best to worst.", self.top_n),
+            "top_n" => format!(
+                "Select the top {} options, ranked from best to worst.",
+                self.top_n
+            ),
             "rank_all" => "Rank all options from best to worst with scores.".to_owned(),
             _ => "Select the single best option from the candidates.".to_owned(),
         };
@@ -138,7 +146,10 @@ impl SelectorRuntime {
             .filter(|i| *i < candidates.len());
         let Some(index) = index else {
             return Err(llm_task::not_json(
-                &format!("selector (no selected_index from 0 to {})", candidates.len() - 1),
+                &format!(
+                    "selector (no selected_index from 0 to {})",
+                    candidates.len() - 1
+                ),
                 &reply,
             ));
         };

@@ -82,7 +82,9 @@ impl TranslatorRuntime {
         let source = llm_task::opt_text(cx, &self.source, "source_language")?;
         let mut prompt = match &source {
             Some(s) => format!("Translate the following text from {s} to {target}:\n\n{text}"),
-            None => format!("Detect the language and translate the following text to {target}:\n\n{text}"),
+            None => format!(
+                "Detect the language and translate the following text to {target}:\n\n{text}"
+            ),
         };
         if self.preserve_formatting {
             prompt.push_str("\n\nPreserve the original formatting, including paragraphs, bullet points, and emphasis.");

@@ -61,7 +61,10 @@ impl Component for VariableSet {
         }
         let name = r.required_string("name", &[]);
         if let Some(n) = &name {
-            let ok = n.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let ok = n
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !ok {
                 let p = r.key_path("name");

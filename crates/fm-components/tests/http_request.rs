@@ -818,3 +818,40 @@ fn idempotent_by_method() {
     assert!(idem("get") && idem("options") && idem("forced"));
     assert!(!idem("post") && !idem("delete") && !idem("tmpl"));
 }
+
+#[tokio::test]
+async fn in_a_flowmason_pipeline_a_status_does_not_fail_the_stage_and_success_says_it() {
+    let srv = serve(|_, _| Reply::json(503, json!({"status": "down"}))).await;
+    let rec = run(
+        json!({"id": "probe", "component_type": "http-request",
+               "config": {"url": format!("{}/health", srv.base), "timeout": 5}}),
+        Opts::default(),
+    )
+    .await;
+    let out = output(&rec, "probe");
+    assert_eq!(out["status_code"], json!(503));
+    assert_eq!(out["success"], json!(false));
+    assert_eq!(out["body"], json!({"status": "down"}));
+    // The reference format keeps failing on a status outside expect_status.
+    let rec = run(
+        json!({"id": "probe", "component": "http_request",
+               "config": {"url": format!("{}/health", srv.base)}}),
+        Opts::default(),
+    )
+    .await;
+    assert_eq!(error_kind(&rec, "probe"), fm_core::ErrorKind::HttpStatus);
+    assert_eq!(output(&rec, "probe")["success"], json!(false));
+}
+
+#[tokio::test]
+async fn in_a_flowmason_pipeline_timeout_is_seconds() {
+    let srv = serve(|_, _| Reply::json(200, json!({})).after(Duration::from_millis(1500))).await;
+    let rec = run(
+        json!({"id": "slow", "component_type": "http-request",
+               "config": {"url": format!("{}/slow", srv.base), "timeout": 1}}),
+        Opts::default(),
+    )
+    .await;
+    assert_eq!(error_kind(&rec, "slow"), fm_core::ErrorKind::Timeout);
+    assert!(error_message(&rec, "slow").contains("no answer within 1000 ms"));
+}

@@ -48,8 +48,10 @@ fn a_studio_template_compiles_with_its_gallery_keys_kept() {
 
 #[test]
 fn reference_files_keep_their_dialect() {
-    let p = support::compile(&json!({"name": "x", "input": {"type": "object"}, "stages": [
-        {"id": "a", "component": "logger", "config": {"message": "m"}}]}))
+    let p = support::compile(
+        &json!({"name": "x", "input": {"type": "object"}, "stages": [
+        {"id": "a", "component": "logger", "config": {"message": "m"}}]}),
+    )
     .unwrap();
     assert_eq!(p.dialect, Dialect::Reference);
 }
@@ -163,7 +165,8 @@ fn context_is_a_namespace_with_its_own_message() {
 
 #[test]
 fn inheritance_is_refused_as_not_supported() {
-    let mut doc = studio(json!([{"id": "l", "component_type": "logger", "config": {"message": "m"}}]));
+    let mut doc =
+        studio(json!([{"id": "l", "component_type": "logger", "config": {"message": "m"}}]));
     doc["extends"] = json!("base-pipeline@1.0.0");
     let ps = problems(doc);
     assert_eq!(find(&ps, "not_supported").path, "extends");

@@ -419,7 +419,9 @@ fn compile_stage(
                     "fallback_output is used only when the stage has on_error: continue",
                 )
                 .with_stage(Some(&id))
-                .with_hint("add \"on_error\": \"continue\" to the stage, or remove fallback_output"),
+                .with_hint(
+                    "add \"on_error\": \"continue\" to the stage, or remove fallback_output",
+                ),
             );
             return None;
         }

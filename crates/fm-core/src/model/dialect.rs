@@ -113,17 +113,24 @@ mod tests {
 
     #[test]
     fn any_flowmason_key_makes_it_flowmason() {
-        assert_eq!(d(json!({"name": "x", "input_schema": {}, "stages": []})), Dialect::FlowMason);
+        assert_eq!(
+            d(json!({"name": "x", "input_schema": {}, "stages": []})),
+            Dialect::FlowMason
+        );
         assert_eq!(
             d(json!({"name": "x", "stages": [{"id": "a", "component_type": "logger"}]})),
             Dialect::FlowMason
         );
         assert_eq!(
-            d(json!({"name": "x", "stages": [{"id": "a", "component": "logger", "on_error": "propagate"}]})),
+            d(
+                json!({"name": "x", "stages": [{"id": "a", "component": "logger", "on_error": "propagate"}]})
+            ),
             Dialect::FlowMason
         );
         assert_eq!(
-            d(json!({"$schema": "https://flowmason.dev/schemas/pipeline.schema.json", "stages": []})),
+            d(
+                json!({"$schema": "https://flowmason.dev/schemas/pipeline.schema.json", "stages": []})
+            ),
             Dialect::FlowMason
         );
     }
