@@ -1,19 +1,23 @@
 //! fm's built-in components, one file each, registered in [`builtin_registry`].
 
+pub mod aggregate;
 pub mod analyzer;
 pub mod chat;
 pub mod combiner;
 pub mod critic;
 pub mod delay;
 pub mod filter;
+pub mod filter_transformer;
 pub mod generator;
 pub mod http;
 pub mod improver;
+pub mod join;
 pub mod json_transform;
 pub mod llm_task;
 pub mod logger;
 pub mod pattern_match;
 pub mod rewriter;
+mod rows;
 pub mod schema_validate;
 pub mod selector;
 pub mod summarizer;
@@ -61,6 +65,9 @@ pub fn registry_with_options(
     r.register(Arc::new(filter::Filter));
     r.register(Arc::new(schema_validate::SchemaValidate));
     r.register(Arc::new(variable_set::VariableSet));
+    r.register(Arc::new(aggregate::Aggregate));
+    r.register(Arc::new(join::Join));
+    r.register(Arc::new(filter_transformer::FilterTransformer));
     // FlowMason's model components, over the generator's providers.
     r.register(Arc::new(critic::Critic(generator.clone())));
     r.register(Arc::new(improver::Improver(generator.clone())));
