@@ -204,6 +204,9 @@ impl StageRuntime for AggregateRuntime {
     }
 }
 
+/// A group's key values and its records.
+type Group<'r> = (Vec<Value>, Vec<&'r Map<String, Value>>);
+
 /// The result's columns as bare names, for `having`.
 struct RowScope<'a>(&'a Map<String, Value>);
 
@@ -225,7 +228,7 @@ impl AggregateRuntime {
         let rows = crate::rows::rows(data, "data")?;
         let input_rows = rows.len();
         // Groups, keyed by their values, sorted as pandas sorts group keys.
-        let mut groups: Vec<(Vec<Value>, Vec<&Map<String, Value>>)> = Vec::new();
+        let mut groups: Vec<Group<'_>> = Vec::new();
         for row in &rows {
             let key: Vec<Value> = self
                 .group_by
