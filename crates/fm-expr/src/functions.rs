@@ -1,5 +1,5 @@
 //! Functions callable as `name(args)`: `now()`, `now_iso()`, `range()`,
-//! `min()`, `max()`, `len()`.
+//! `min()`, `max()`, `len()`, `str()`.
 
 use std::borrow::Cow;
 
@@ -71,6 +71,16 @@ pub(crate) static FUNCTIONS: &[FuncSpec] = &[
         func: |ev, c| {
             let v = c.get(0).unwrap_or(&Value::Null);
             crate::filters::length_of(ev, v, c.span).map(|n| Cow::Owned(Value::from(n)))
+        },
+    },
+    FuncSpec {
+        // Python's str(), which FlowMason's conditions use: the value as text (mixed rule).
+        sig: sig("str", &["value"], 1, false),
+        func: |_, c| {
+            let v = c.get(0).unwrap_or(&Value::Null);
+            Ok(Cow::Owned(Value::String(
+                crate::render::to_text(v).into_owned(),
+            )))
         },
     },
 ];

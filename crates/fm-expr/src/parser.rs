@@ -570,27 +570,93 @@ impl<'s> Parser<'s> {
             return self.steps_after(call);
         }
         let steps = self.steps()?;
-        self.root_path(name, t.span, steps)
+        let path = self.root_path(name, t.span, steps)?;
+        self.get_method_after(path)
     }
 
     fn steps_after(&mut self, base: Expr) -> PResult {
         let steps = self.steps()?;
         if steps.is_empty() {
-            return Ok(base);
+            return self.get_method_after(base);
         }
         let span = base.span.to(steps.last().map_or(base.span, |s| s.span));
-        self.node(
+        let path = self.node(
             ExprKind::Path(Path {
                 base: PathBase::Expr(Box::new(base)),
                 steps,
             }),
             span,
-        )
+        )?;
+        self.get_method_after(path)
+    }
+
+    /// Whether `.get(` follows: the one method call accepted.
+    fn at_get_method(&self) -> bool {
+        self.peek() == &Tok::Dot
+            && matches!(self.peek_at(1), Tok::Ident(n) if n == "get")
+            && self.peek_at(2) == &Tok::LParen
+    }
+
+    /// `x.get(key)` / `x.get(key, fallback)` (Python's dict method, which FlowMason's conditions
+    /// use) is read as `x[key] | default(fallback)` (`none` without a fallback).
+    fn get_method_after(&mut self, base: Expr) -> PResult {
+        if !self.at_get_method() {
+            return Ok(base);
+        }
+        let start = self.bump().span;
+        let name_span = self.bump().span;
+        self.bump();
+        let (mut pos, kw) = self.call_args()?;
+        let call_span = start.to(self.prev_span());
+        if !kw.is_empty() || pos.is_empty() || pos.len() > 2 {
+            return Err(self.err(
+                "`.get` takes a key and an optional fallback: `x.get('key', 0)`",
+                call_span,
+            ));
+        }
+        let fallback = if pos.len() == 2 { pos.pop() } else { None };
+        let key = pos
+            .pop()
+            .ok_or_else(|| self.err("`.get` needs a key", call_span))?;
+        let indexed_span = base.span.to(key.span);
+        let indexed = self.node(
+            ExprKind::Path(Path {
+                base: PathBase::Expr(Box::new(base)),
+                steps: vec![Step {
+                    kind: static_step(key),
+                    span: call_span,
+                }],
+            }),
+            indexed_span,
+        )?;
+        let fallback = match fallback {
+            Some(f) => f,
+            None => self.node(ExprKind::Literal(Value::Null), name_span)?,
+        };
+        let spec = filters::lookup("default")
+            .ok_or_else(|| self.err("the default filter is missing", name_span))?;
+        let args = spec
+            .sig
+            .bind("filter", vec![fallback], Vec::new(), self.src, call_span)?;
+        let span = indexed.span.to(call_span);
+        let node = self.node(
+            ExprKind::Filter {
+                operand: Box::new(indexed),
+                filter: spec,
+                args,
+                name_span,
+            },
+            span,
+        )?;
+        self.steps_after(node)
     }
 
     fn steps(&mut self) -> Result<Vec<Step>, Error> {
         let mut steps = Vec::new();
         loop {
+            if self.at_get_method() {
+                return Ok(steps);
+            }
             let step = match self.peek() {
                 Tok::Dot => self.dot_step()?,
                 Tok::LBracket => self.bracket_step()?,
@@ -623,7 +689,7 @@ impl<'s> Parser<'s> {
                 _ => String::new(),
             };
             return Err(self.err(
-                format!("method calls are not supported: use a filter instead, e.g. `x | {key}`"),
+                format!("method calls are not supported (except `.get(key, fallback)`): use a filter instead, e.g. `x | {key}`"),
                 dot.to(t.span),
             ));
         }
