@@ -16,8 +16,8 @@ pub mod state;
 use std::sync::Arc;
 
 pub use component::{Component, ErrorKind, Registry, StageContext, StageError, StageRuntime};
-pub use events::{Event, EventKind, EventSink, LogLevel};
-pub use exec::{prepare, run, CancelSignal, RunOptions, StartError};
+pub use events::{Cleanup, Event, EventKind, EventSink, LogLevel, StopReport};
+pub use exec::{prepare, run, CancelRequest, CancelSignal, RunOptions, StartError};
 pub use model::{compile, CompileOptions, Pipeline, Source};
 pub use problem::Problem;
 pub use record::RunRecord;

@@ -1,10 +1,16 @@
 //! The scheduler: starts each stage as soon as what it waits for has settled (no wave barrier),
 //! runs independent stages concurrently up to a limit, propagates skips, runs trycatch scopes,
 //! and stops the run deterministically on an uncaught failure.
+//!
+//! Stopping (a cancel, the run's time limit, an uncaught failure) keeps one promise: once a
+//! non-idempotent stage has started (it may have acted), the run does not end before the catch
+//! and finally stages of its running trycatch scopes have had their cleanup time to tell people.
+//! Nothing else starts; the running try stages are cancelled and count as the scope's failure,
+//! so the catch runs. A run that had not acted stops at once and sends nothing more.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fm_expr::Value;
 use futures::future::{AbortHandle, Abortable, BoxFuture};
@@ -13,7 +19,7 @@ use futures::FutureExt;
 use serde_json::json;
 
 use crate::component::{ErrorKind, StageError};
-use crate::events::{EventKind, RunError};
+use crate::events::{Cleanup, EventKind, RunError, StopReport};
 use crate::exec::attempt::{run_stage, AttemptEnv, Settled};
 use crate::exec::emit::Emitter;
 use crate::exec::scope::{RunShared, StageView};
@@ -37,6 +43,37 @@ enum Stop {
     Cancelled,
 }
 
+impl Stop {
+    fn status(self) -> RunStatus {
+        match self {
+            Stop::Failed => RunStatus::Failed,
+            Stop::TimedOut => RunStatus::TimedOut,
+            Stop::Cancelled => RunStatus::Cancelled,
+        }
+    }
+}
+
+/// What a stop started: the cause, what had acted, and the cleanup under way or its result.
+struct StopState {
+    cause: String,
+    at_ms: u64,
+    acted: Vec<usize>,
+    /// Trycatch stages running when the stop came: their catch and finally stages may run.
+    scopes: Vec<usize>,
+    /// `Ok(deadline)` while the cleanup runs; then its result.
+    phase: Result<Instant, Cleanup>,
+    /// Stages started during the cleanup.
+    ran: Vec<usize>,
+}
+
+/// How the run's time limit and cleanup are set.
+pub struct Limits {
+    pub deadline: Option<Instant>,
+    /// In words, for the record: `its time limit of 2s elapsed`.
+    pub timeout_cause: String,
+    pub cleanup: Duration,
+}
+
 type StageFuture<'r> = BoxFuture<'r, (usize, Option<Settled>)>;
 
 pub struct Driver<'p, 'r> {
@@ -55,12 +92,14 @@ pub struct Driver<'p, 'r> {
     running: usize,
     fatal: Vec<(usize, StageError)>,
     stop: Option<Stop>,
+    stop_state: Option<StopState>,
     resume: Option<crate::durability::ResumeState>,
 }
 
 pub struct DriverResult {
     pub status: RunStatus,
     pub error: Option<RunError>,
+    pub stop: Option<StopReport>,
 }
 
 impl<'p, 'r> Driver<'p, 'r> {
@@ -99,6 +138,7 @@ impl<'p, 'r> Driver<'p, 'r> {
             running: 0,
             fatal: Vec::new(),
             stop: None,
+            stop_state: None,
             resume,
         }
     }
@@ -107,20 +147,27 @@ impl<'p, 'r> Driver<'p, 'r> {
         self.env.shared
     }
 
-    pub async fn run(mut self, deadline: Option<Instant>, cancel: &CancelSignal) -> DriverResult {
+    pub async fn run(mut self, limits: Limits, cancel: &CancelSignal) -> DriverResult {
         let mut futs: FuturesUnordered<StageFuture<'r>> = FuturesUnordered::new();
         for i in self.p.topo_order.clone() {
             self.consider(i);
         }
         loop {
-            if self.stop.is_none() {
+            if self.stop.is_none() || self.cleanup_open() {
                 self.start_runnable(&mut futs);
             }
             if futs.is_empty() {
                 break;
             }
-            let sleep = async {
-                match deadline {
+            let run_deadline = async {
+                match limits.deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let cleanup_deadline = self.cleanup_deadline();
+            let cleanup_over = async {
+                match cleanup_deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
                     None => std::future::pending::<()>().await,
                 }
@@ -129,27 +176,185 @@ impl<'p, 'r> Driver<'p, 'r> {
                 Some((i, settled)) = futs.next() => {
                     self.running -= 1;
                     self.on_settled(i, settled);
-                    if self.stop == Some(Stop::Failed) {
+                    if self.stop.is_none() && !self.fatal.is_empty() {
                         // Collect every stage that finished at the same instant, so the reported
                         // cause does not depend on which of them the runtime polled first.
                         while let Some(Some((j, s))) = futs.next().now_or_never() {
                             self.running -= 1;
                             self.on_settled(j, s);
                         }
-                        self.abort_all();
+                        let first = self.fatal.iter().map(|(i, _)| *i).min().unwrap_or(i);
+                        let cause = format!("stage '{}' failed", self.p.stages[first].id);
+                        self.begin_stop(Stop::Failed, cause, limits.cleanup);
                     }
                 }
-                () = sleep, if self.stop.is_none() => {
-                    self.stop = Some(Stop::TimedOut);
-                    self.abort_all();
+                () = run_deadline, if self.stop.is_none() => {
+                    self.begin_stop(Stop::TimedOut, limits.timeout_cause.clone(), limits.cleanup);
                 }
                 () = cancel.cancelled(), if self.stop.is_none() => {
-                    self.stop = Some(Stop::Cancelled);
-                    self.abort_all();
+                    let cause = cancel.request().map_or_else(|| "cancel requested".to_owned(), |r| r.reason);
+                    self.begin_stop(Stop::Cancelled, cause, limits.cleanup);
+                }
+                () = cleanup_over, if cleanup_deadline.is_some() => {
+                    self.end_cleanup(Cleanup::TimedOut);
+                }
+                () = cancel.abandoned(), if self.cleanup_open() => {
+                    self.end_cleanup(Cleanup::Abandoned);
                 }
             }
         }
         self.finish()
+    }
+
+    fn cleanup_open(&self) -> bool {
+        self.cleanup_deadline().is_some()
+    }
+
+    fn cleanup_deadline(&self) -> Option<Instant> {
+        self.stop_state.as_ref().and_then(|s| s.phase.ok())
+    }
+
+    /// The run stops starting new work. If a stage that may have acted had started and a
+    /// trycatch scope is running, its catch and finally stages get `cleanup` to run; everything
+    /// else stops now.
+    fn begin_stop(&mut self, kind: Stop, cause: String, cleanup: Duration) {
+        self.stop = Some(kind);
+        let n = self.p.stages.len();
+        let acted: Vec<usize> = (0..n).filter(|&i| self.shared().has_acted(i)).collect();
+        let scopes: Vec<usize> = (0..n)
+            .filter(|&i| {
+                matches!(self.p.stages[i].control, Control::TryCatch { .. })
+                    && self.status[i] == StageStatus::Running
+            })
+            .collect();
+        let phase = if acted.is_empty() {
+            Err(Cleanup::NotNeeded)
+        } else if scopes.is_empty() || cleanup.is_zero() {
+            Err(Cleanup::NoScope)
+        } else {
+            Ok(Instant::now() + cleanup)
+        };
+        let cleaning = phase.is_ok();
+        self.emitter.emit(EventKind::RunStopping {
+            status: kind.status(),
+            cause: cause.clone(),
+            acted: acted.iter().map(|&i| self.p.stages[i].id.clone()).collect(),
+            cleanup_scopes: if cleaning {
+                scopes.iter().map(|&i| self.p.stages[i].id.clone()).collect()
+            } else {
+                Vec::new()
+            },
+            cleanup_ms: if cleaning {
+                u64::try_from(cleanup.as_millis()).unwrap_or(u64::MAX)
+            } else {
+                0
+            },
+        });
+        self.stop_state = Some(StopState {
+            cause,
+            at_ms: self.shared().elapsed_ms(),
+            acted,
+            scopes,
+            phase,
+            ran: Vec::new(),
+        });
+        if !cleaning {
+            self.abort_all();
+            return;
+        }
+        // Stop the work that is not cleanup: its stages settle as cancelled when their futures
+        // end; a try stage among them counts as its scope's failure, so the catch runs.
+        for i in 0..n {
+            if self.aborts[i].is_some() && !self.cleanup_allows(i) {
+                self.note_interrupted_try(i, true);
+                if let Some(h) = &self.aborts[i] {
+                    h.abort();
+                }
+            }
+        }
+        // What has not started and is not cleanup never will.
+        for i in self.p.topo_order.clone() {
+            if self.status[i] == StageStatus::Pending && !self.cleanup_allows(i) {
+                let reason = format!("not started: {}", self.cancel_reason(i));
+                self.note_interrupted_try(i, false);
+                self.settle_cancelled(i, None, reason);
+            }
+        }
+    }
+
+    /// The cleanup time ran out, or the cleanup was abandoned: everything stops now.
+    fn end_cleanup(&mut self, how: Cleanup) {
+        if let Some(s) = self.stop_state.as_mut() {
+            s.phase = Err(how);
+        }
+        self.abort_all();
+    }
+
+    /// Whether stage `i` may start during the cleanup: it is (at some depth) a catch or finally
+    /// stage of a trycatch scope given cleanup time.
+    fn cleanup_allows(&self, i: usize) -> bool {
+        let Some(state) = &self.stop_state else {
+            return false;
+        };
+        if state.phase.is_err() {
+            return false;
+        }
+        let mut cur = self.p.stages[i].scope;
+        while let Some(m) = cur {
+            if matches!(m.role, ScopeRole::Catch | ScopeRole::Finally)
+                && self.status[m.trycatch] == StageStatus::Running
+            {
+                return true;
+            }
+            cur = self.p.stages[m.trycatch].scope;
+        }
+        false
+    }
+
+    /// A try stage cancelled by the stop while its scope gets cleanup time: its scope did not
+    /// complete, which is the scope's failure (the catch tells people).
+    fn note_interrupted_try(&mut self, i: usize, started: bool) {
+        let Some(m) = self.p.stages[i].scope else {
+            return;
+        };
+        if m.role != ScopeRole::Try
+            || self.status[m.trycatch] != StageStatus::Running
+            || !self.cleanup_open()
+        {
+            return;
+        }
+        let already = self.trycatch[m.trycatch]
+            .as_ref()
+            .is_some_and(|tc| tc.try_failed.is_some());
+        if already {
+            return;
+        }
+        let kind = if self.stop == Some(Stop::TimedOut) {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Cancelled
+        };
+        let what = match self.stop {
+            Some(Stop::TimedOut) => "the run timed out",
+            Some(Stop::Failed) => "the run stopped on a failure elsewhere",
+            _ => "the run was cancelled",
+        };
+        let cause = self.stop_state.as_ref().map_or("", |s| s.cause.as_str());
+        let message = if started {
+            format!("{what} ({cause}) while this stage ran")
+        } else {
+            format!("{what} ({cause}) before this stage could run")
+        };
+        let error = StageError::new(kind, message).retryable(false);
+        if let Some(tc) = self.trycatch[m.trycatch].as_mut() {
+            tc.try_failed = Some((i, error.clone()));
+        }
+        let err = json!({"stage": self.p.stages[i].id, "message": error.message, "kind": error.kind.as_str()});
+        if let Some(slot) = self.shared().provisional.get(m.trycatch) {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some(json!({"outcome": "caught", "error": err}));
+            }
+        }
     }
 
     fn start_runnable(&mut self, futs: &mut FuturesUnordered<StageFuture<'r>>) {
@@ -160,6 +365,9 @@ impl<'p, 'r> Driver<'p, 'r> {
             if self.status[i] != StageStatus::Pending {
                 continue;
             }
+            if self.stop.is_some() && !self.cleanup_allows(i) {
+                continue;
+            }
             // Things may have changed while it waited for a slot (a sibling try stage failed).
             if let Decision::Skip(reason) = self.decide(i) {
                 self.settle_skipped(i, reason);
@@ -167,6 +375,9 @@ impl<'p, 'r> Driver<'p, 'r> {
             }
             self.status[i] = StageStatus::Running;
             self.started_at[i] = Some(Instant::now());
+            if let Some(s) = self.stop_state.as_mut() {
+                s.ran.push(i);
+            }
             let (handle, reg) = AbortHandle::new_pair();
             self.aborts[i] = Some(handle);
             let stage = &self.p.stages[i];
@@ -185,7 +396,10 @@ impl<'p, 'r> Driver<'p, 'r> {
 
     /// Decides whether pending stage `i` can run, must be skipped, or must wait.
     fn consider(&mut self, i: usize) {
-        if self.status[i] != StageStatus::Pending || self.queued[i] || self.stop.is_some() {
+        if self.status[i] != StageStatus::Pending || self.queued[i] {
+            return;
+        }
+        if self.stop.is_some() && !self.cleanup_allows(i) {
             return;
         }
         match self.decide(i) {
@@ -213,6 +427,10 @@ impl<'p, 'r> Driver<'p, 'r> {
         };
         let id = &self.p.stages[i].id;
         if let Some(j) = resume.settled.get(id).cloned() {
+            if !self.p.stages[i].idempotent {
+                // It ran in an earlier process: it may have acted.
+                self.shared().mark_acted(i);
+            }
             if j.succeeded {
                 self.settle_succeeded(
                     i,
@@ -229,6 +447,7 @@ impl<'p, 'r> Driver<'p, 'r> {
             return true;
         }
         if resume.in_flight.contains(id) && !self.p.stages[i].idempotent {
+            self.shared().mark_acted(i);
             let error = StageError::new(
                 ErrorKind::OutcomeUnknown,
                 format!(
@@ -360,6 +579,9 @@ impl<'p, 'r> Driver<'p, 'r> {
     fn start_trycatch(&mut self, t: usize) {
         self.status[t] = StageStatus::Running;
         self.started_at[t] = Some(Instant::now());
+        if let Some(s) = self.stop_state.as_mut() {
+            s.ran.push(t);
+        }
         self.emitter.emit(EventKind::StageStarted {
             stage: self.p.stages[t].id.clone(),
             attempt: 1,
@@ -459,16 +681,26 @@ impl<'p, 'r> Driver<'p, 'r> {
             Some(Settled::Failed { error, attempts }) => {
                 self.settle_failed(i, error, attempts, duration)
             }
-            None => self.settle_cancelled(i, Some(duration), self.cancel_reason(i)),
+            None => {
+                self.note_interrupted_try(i, true);
+                self.settle_cancelled(i, Some(duration), self.cancel_reason(i))
+            }
         }
     }
 
     fn cancel_reason(&self, i: usize) -> String {
-        match self.stop {
-            Some(Stop::TimedOut) => "the run timed out".into(),
-            Some(Stop::Cancelled) => "the run was cancelled".into(),
-            Some(Stop::Failed) => "another stage failed and the run stopped".into(),
-            None => match self.p.stages[i].scope {
+        let cause = self.stop_state.as_ref().map_or("", |s| s.cause.as_str());
+        match (self.stop, self.stop_state.as_ref().map(|s| s.phase)) {
+            (Some(_), Some(Err(Cleanup::TimedOut))) => {
+                "the run's cleanup time ran out before this stage finished".into()
+            }
+            (Some(_), Some(Err(Cleanup::Abandoned))) => "the run's cleanup was abandoned".into(),
+            (Some(Stop::TimedOut), _) => format!("the run timed out ({cause})"),
+            (Some(Stop::Cancelled), _) => format!("the run was cancelled ({cause})"),
+            (Some(Stop::Failed), _) => {
+                format!("the run stopped because {cause}")
+            }
+            (None, _) => match self.p.stages[i].scope {
                 Some(m) => format!(
                     "another try stage of '{}' failed",
                     self.p.stages[m.trycatch].id
@@ -565,8 +797,8 @@ impl<'p, 'r> Driver<'p, 'r> {
             fatal,
         });
         if fatal {
+            // The run loop stops the run (after collecting simultaneous failures).
             self.fatal.push((i, error));
-            self.stop = Some(Stop::Failed);
         }
         self.after_settle(i);
     }
@@ -636,7 +868,7 @@ impl<'p, 'r> Driver<'p, 'r> {
 
     /// Wakes everything whose decision may depend on stage `i`.
     fn after_settle(&mut self, i: usize) {
-        if self.stop.is_some() {
+        if self.stop.is_some() && !self.cleanup_open() {
             return;
         }
         if let Control::Router { targets } = &self.p.stages[i].control {
@@ -654,6 +886,12 @@ impl<'p, 'r> Driver<'p, 'r> {
     }
 
     fn finish(mut self) -> DriverResult {
+        // A cleanup that ran out of work has completed.
+        if let Some(s) = self.stop_state.as_mut() {
+            if s.phase.is_ok() {
+                s.phase = Err(Cleanup::Completed);
+            }
+        }
         // Whatever has not settled now never will: the run stopped.
         for i in self.p.topo_order.clone() {
             if !self.status[i].is_terminal() {
@@ -670,13 +908,14 @@ impl<'p, 'r> Driver<'p, 'r> {
                 self.settle_cancelled(i, started, reason);
             }
         }
+        let report = self.stop_report();
         let (status, error) = match self.stop {
             Some(Stop::TimedOut) => (
                 RunStatus::TimedOut,
                 Some(RunError {
                     stage: None,
                     kind: "timeout".into(),
-                    message: "the run exceeded its --timeout; running stages were cancelled".into(),
+                    message: self.stop_message("the run timed out", report.as_ref()),
                 }),
             ),
             Some(Stop::Cancelled) => (
@@ -684,7 +923,7 @@ impl<'p, 'r> Driver<'p, 'r> {
                 Some(RunError {
                     stage: None,
                     kind: "cancelled".into(),
-                    message: "the run was cancelled; running stages were cancelled".into(),
+                    message: self.stop_message("the run was cancelled", report.as_ref()),
                 }),
             ),
             _ if !self.fatal.is_empty() => {
@@ -702,7 +941,106 @@ impl<'p, 'r> Driver<'p, 'r> {
             }
             _ => (RunStatus::Succeeded, None),
         };
-        DriverResult { status, error }
+        DriverResult {
+            status,
+            error,
+            stop: report,
+        }
+    }
+
+    fn stop_report(&self) -> Option<StopReport> {
+        let s = self.stop_state.as_ref()?;
+        let ids = |v: &[usize]| -> Vec<String> {
+            v.iter().map(|&i| self.p.stages[i].id.clone()).collect()
+        };
+        let cleanup = s.phase.err().unwrap_or(Cleanup::Completed);
+        let cleaning = !matches!(cleanup, Cleanup::NotNeeded | Cleanup::NoScope);
+        let mut ran: Vec<usize> = s
+            .ran
+            .iter()
+            .copied()
+            .filter(|&i| {
+                matches!(
+                    self.status[i],
+                    StageStatus::Succeeded | StageStatus::Failed
+                )
+            })
+            .collect();
+        ran.sort_unstable();
+        let mut missed = Vec::new();
+        if cleaning {
+            for &t in &s.scopes {
+                if let Control::TryCatch {
+                    catch_stages,
+                    finally_stages,
+                    ..
+                } = &self.p.stages[t].control
+                {
+                    for &c in catch_stages.iter().chain(finally_stages) {
+                        if self.status[c] == StageStatus::Cancelled {
+                            missed.push(c);
+                        }
+                    }
+                }
+            }
+        }
+        Some(StopReport {
+            cause: s.cause.clone(),
+            at_ms: s.at_ms,
+            acted: ids(&s.acted),
+            cleanup,
+            cleanup_scopes: if cleaning { ids(&s.scopes) } else { Vec::new() },
+            cleanup_stages: ids(&ran),
+            cleanup_missed: ids(&missed),
+        })
+    }
+
+    /// The run error's message for a cancelled or timed-out run: the cause, whether anything
+    /// had acted, and what the cleanup did.
+    fn stop_message(&self, what: &str, report: Option<&StopReport>) -> String {
+        let Some(r) = report else {
+            return format!("{what}; running stages were cancelled");
+        };
+        let quoted = |v: &[String]| -> String {
+            v.iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let head = format!("{what} ({})", r.cause);
+        match r.cleanup {
+            Cleanup::NotNeeded => format!("{head} before any stage acted; nothing more was sent"),
+            Cleanup::NoScope => format!(
+                "{head} after {} had started (it may have acted); no trycatch scope was running to handle it",
+                quoted(&r.acted)
+            ),
+            Cleanup::Completed | Cleanup::TimedOut | Cleanup::Abandoned => {
+                let ran = if r.cleanup_stages.is_empty() {
+                    "no catch or finally stage ran".to_owned()
+                } else {
+                    format!("{} ran", quoted(&r.cleanup_stages))
+                };
+                let tail = match r.cleanup {
+                    Cleanup::TimedOut => format!(
+                        "; the cleanup time ran out before {} finished",
+                        quoted(&r.cleanup_missed)
+                    ),
+                    Cleanup::Abandoned if r.cleanup_missed.is_empty() => {
+                        "; the cleanup was then abandoned".to_owned()
+                    }
+                    Cleanup::Abandoned => format!(
+                        "; the cleanup was abandoned before {} finished",
+                        quoted(&r.cleanup_missed)
+                    ),
+                    _ => String::new(),
+                };
+                format!(
+                    "{head} after {} had started (it may have acted); the catch and finally stages of {} were given time to tell people: {ran}{tail}",
+                    quoted(&r.acted),
+                    quoted(&r.cleanup_scopes)
+                )
+            }
+        }
     }
 }
 

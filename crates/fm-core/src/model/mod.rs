@@ -2,6 +2,8 @@
 
 pub mod compile;
 pub mod graph;
+mod input_paths;
+mod outcome;
 pub mod path;
 pub mod pipeline;
 pub mod reader;
