@@ -276,7 +276,7 @@ impl Redactor {
         };
         let mut masked: Vec<(usize, usize)> = Vec::new();
         let mut group: Vec<(usize, usize)> = Vec::new();
-        let mut flush = |group: &mut Vec<(usize, usize)>, masked: &mut Vec<(usize, usize)>| {
+        let flush = |group: &mut Vec<(usize, usize)>, masked: &mut Vec<(usize, usize)>| {
             if let (Some(first), Some(last)) = (group.first(), group.last()) {
                 if boundary(first.0) && boundary(last.1) {
                     masked.append(group);

@@ -32,7 +32,13 @@ pub struct LlmEnv {
 impl LlmEnv {
     /// Reads the process environment (empty values count as unset).
     pub fn from_process_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::from_secrets(&fm_core::SecretSource::from_env())
+    }
+
+    /// Reads the settings where a run reads its secrets: the secrets file (`--secrets`, the
+    /// server's `secrets_file`), then the environment. Empty values count as unset.
+    pub fn from_secrets(source: &fm_core::SecretSource) -> Self {
+        let var = |name: &str| source.get(name).filter(|v| !v.trim().is_empty());
         LlmEnv {
             provider: var("FM_LLM_PROVIDER"),
             model: var("FM_LLM_MODEL"),
