@@ -24,6 +24,10 @@ pub use record::RunRecord;
 pub use secrets::{SecretSource, Secrets};
 pub use state::{RunStatus, StageStatus};
 
+/// The dry-run rule, in the one wording every place that states it uses: `fm run --help`, the
+/// run's banner, an unsent request's note, docs/cli.md (a test keeps them the same).
+pub const DRY_RUN_RULE: &str = "only requests that change nothing are sent (GET, HEAD, OPTIONS, and http_request stages marked read_only); every other request is described, not sent";
+
 /// Registers the control-flow components (router, trycatch), which the executor understands.
 pub fn register_control(registry: &mut Registry) {
     registry.register(Arc::new(control::router::Router));

@@ -194,9 +194,9 @@ pub(crate) struct StageChoice {
 }
 
 pub const NO_PROVIDER_HELP: &str =
-    "set OPENAI_API_KEY or ANTHROPIC_API_KEY; or, for a local OpenAI-compatible \
-server (Ollama, vLLM, llama.cpp, LM Studio), FM_LLM_PROVIDER=openai and OPENAI_BASE_URL (e.g. \
-http://localhost:11434/v1); or run with --sandbox for a simulated model";
+    "set OPENAI_API_KEY or ANTHROPIC_API_KEY (in the secrets file or the environment); or, for a \
+local OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio), FM_LLM_PROVIDER=openai and \
+OPENAI_BASE_URL (e.g. http://localhost:11434/v1); or run with --sandbox for a simulated model";
 
 /// Picks the provider (the stage's, else `FM_LLM_PROVIDER`, else whichever key is set, OpenAI
 /// first, else a configured OpenAI-compatible base URL), its endpoint, key and model.

@@ -185,15 +185,15 @@ impl<'p, 'r> Driver<'p, 'r> {
                         }
                         let first = self.fatal.iter().map(|(i, _)| *i).min().unwrap_or(i);
                         let cause = format!("stage '{}' failed", self.p.stages[first].id);
-                        self.begin_stop(Stop::Failed, cause, limits.cleanup);
+                        self.begin_stop(Stop::Failed, cause, limits.cleanup, cancel.is_abandoned());
                     }
                 }
                 () = run_deadline, if self.stop.is_none() => {
-                    self.begin_stop(Stop::TimedOut, limits.timeout_cause.clone(), limits.cleanup);
+                    self.begin_stop(Stop::TimedOut, limits.timeout_cause.clone(), limits.cleanup, cancel.is_abandoned());
                 }
                 () = cancel.cancelled(), if self.stop.is_none() => {
                     let cause = cancel.request().map_or_else(|| "cancel requested".to_owned(), |r| r.reason);
-                    self.begin_stop(Stop::Cancelled, cause, limits.cleanup);
+                    self.begin_stop(Stop::Cancelled, cause, limits.cleanup, cancel.is_abandoned());
                 }
                 () = cleanup_over, if cleanup_deadline.is_some() => {
                     self.end_cleanup(Cleanup::TimedOut);
@@ -217,7 +217,7 @@ impl<'p, 'r> Driver<'p, 'r> {
     /// The run stops starting new work. If a stage that may have acted had started and a
     /// trycatch scope is running, its catch and finally stages get `cleanup` to run; everything
     /// else stops now.
-    fn begin_stop(&mut self, kind: Stop, cause: String, cleanup: Duration) {
+    fn begin_stop(&mut self, kind: Stop, cause: String, cleanup: Duration, abandoned: bool) {
         self.stop = Some(kind);
         let n = self.p.stages.len();
         let acted: Vec<usize> = (0..n).filter(|&i| self.shared().has_acted(i)).collect();
@@ -231,6 +231,8 @@ impl<'p, 'r> Driver<'p, 'r> {
             Err(Cleanup::NotNeeded)
         } else if scopes.is_empty() || cleanup.is_zero() {
             Err(Cleanup::NoScope)
+        } else if abandoned {
+            Err(Cleanup::Abandoned)
         } else {
             Ok(Instant::now() + cleanup)
         };
@@ -341,9 +343,9 @@ impl<'p, 'r> Driver<'p, 'r> {
         };
         let cause = self.stop_state.as_ref().map_or("", |s| s.cause.as_str());
         let message = if started {
-            format!("{what} ({cause}) while this stage ran")
+            format!("{what} ({cause}) while it ran")
         } else {
-            format!("{what} ({cause}) before this stage could run")
+            format!("{what} ({cause}) before it could run")
         };
         let error = StageError::new(kind, message).retryable(false);
         if let Some(tc) = self.trycatch[m.trycatch].as_mut() {
@@ -1009,36 +1011,37 @@ impl<'p, 'r> Driver<'p, 'r> {
         };
         let head = format!("{what} ({})", r.cause);
         match r.cleanup {
-            Cleanup::NotNeeded => format!("{head} before any stage acted; nothing more was sent"),
+            Cleanup::NotNeeded => format!(
+                "{head} before any stage that changes something had started: nothing was changed and no one was notified"
+            ),
             Cleanup::NoScope => format!(
                 "{head} after {} had started (it may have acted); no trycatch scope was running to handle it",
                 quoted(&r.acted)
             ),
             Cleanup::Completed | Cleanup::TimedOut | Cleanup::Abandoned => {
+                let acted = format!("{head} after {} had started (it may have acted)", quoted(&r.acted));
+                let scopes = quoted(&r.cleanup_scopes);
                 let ran = if r.cleanup_stages.is_empty() {
-                    "no catch or finally stage ran".to_owned()
+                    "none".to_owned()
                 } else {
-                    format!("{} ran", quoted(&r.cleanup_stages))
+                    quoted(&r.cleanup_stages)
                 };
-                let tail = match r.cleanup {
+                let missed = if r.cleanup_missed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    quoted(&r.cleanup_missed)
+                };
+                match r.cleanup {
+                    Cleanup::Completed => format!(
+                        "{acted}, so the catch and finally stages of {scopes} ran to tell people: {ran}"
+                    ),
                     Cleanup::TimedOut => format!(
-                        "; the cleanup time ran out before {} finished",
-                        quoted(&r.cleanup_missed)
+                        "{acted}; the catch and finally stages of {scopes} got the cleanup time and it ran out (ran: {ran}; did not finish: {missed})"
                     ),
-                    Cleanup::Abandoned if r.cleanup_missed.is_empty() => {
-                        "; the cleanup was then abandoned".to_owned()
-                    }
-                    Cleanup::Abandoned => format!(
-                        "; the cleanup was abandoned before {} finished",
-                        quoted(&r.cleanup_missed)
+                    _ => format!(
+                        "{acted}; the cleanup by the catch and finally stages of {scopes} was abandoned (ran: {ran}; did not finish: {missed})"
                     ),
-                    _ => String::new(),
-                };
-                format!(
-                    "{head} after {} had started (it may have acted); the catch and finally stages of {} were given time to tell people: {ran}{tail}",
-                    quoted(&r.acted),
-                    quoted(&r.cleanup_scopes)
-                )
+                }
             }
         }
     }

@@ -5,6 +5,7 @@ mod cancel;
 mod driver;
 mod emit;
 mod outcome;
+mod reach;
 pub mod scope;
 
 use std::collections::BTreeMap;
@@ -158,6 +159,37 @@ pub fn prepare(p: &Pipeline, input: Value, source: &SecretSource) -> Result<Prep
         secrets,
         env,
     })
+}
+
+/// The input as a run would see it: JSON-Schema `default`s filled in (objects, recursively).
+pub fn input_with_defaults(p: &Pipeline, mut input: Value) -> Value {
+    if let Some(schema) = &p.input_schema {
+        apply_defaults(&schema.raw, &mut input);
+    }
+    input
+}
+
+/// [`preflight_failures`] for a server whose runs start from known inputs (a trigger's
+/// `input_defaults`, with the schema's defaults): a stage that a router reading only the input
+/// leaves out for every one of them is not checked (the incident pipeline's model stages when
+/// every trigger sets `analysis_mode = "rules_only"`). With no inputs, every stage is checked.
+pub fn preflight_failures_for_inputs(p: &Pipeline, inputs: &[Value]) -> Vec<(String, String)> {
+    if inputs.is_empty() {
+        return preflight_failures(p, true);
+    }
+    let mut reachable = vec![false; p.stages.len()];
+    for input in inputs {
+        let input = input_with_defaults(p, input.clone());
+        for (i, r) in reach::reachable_given(p, &input).into_iter().enumerate() {
+            reachable[i] |= r;
+        }
+    }
+    p.stages
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| reachable[*i])
+        .filter_map(|(_, s)| s.runtime.preflight().err().map(|m| (s.id.clone(), m)))
+        .collect()
 }
 
 /// Components' own pre-run checks (an LLM provider is configured, ...), as (stage, message).

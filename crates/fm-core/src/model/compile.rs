@@ -695,6 +695,16 @@ impl MissingSecrets {
 /// configuration: `--secrets`, `secrets_file`).
 pub const MISSING_SECRET: &str = "missing_secret";
 
+/// The secret a [`MISSING_SECRET`] problem is about.
+pub fn missing_secret_name(p: &Problem) -> Option<&str> {
+    if p.code != MISSING_SECRET {
+        return None;
+    }
+    p.message
+        .strip_prefix("secret '")
+        .and_then(|rest| rest.split('\'').next())
+}
+
 fn check_var(name: &str, t: &crate::model::reader::TemplateUse, problems: &mut Vec<Problem>) {
     if name == "input" || t.extra_vars.contains(&name) {
         return;
