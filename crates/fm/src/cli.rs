@@ -151,7 +151,7 @@ pub struct SandboxArgs {
     /// Answer without simulated latency.
     #[arg(long)]
     pub no_latency: bool,
-    /// Print the credentials and URLs as `export NAME=value` lines and keep serving (`eval` them in a shell, or save them as a --secrets file).
+    /// Print the credentials and URLs as `export NAME=value` lines, then keep serving: redirect them to a file to use it as a --secrets file (or `source` it in a shell).
     #[arg(long)]
     pub env: bool,
 }

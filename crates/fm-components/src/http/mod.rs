@@ -13,7 +13,7 @@
 //! `http_status`, carrying that output so a retry condition can read `output.status_code`.
 //!
 //! Values interpolated into the URL are encoded for where they land (see [`url`]); with
-//! `--dry-run` only GET, HEAD and OPTIONS are sent and other methods are described instead.
+//! `--dry-run`, [`fm_core::DRY_RUN_RULE`].
 
 pub mod allow;
 mod exchange;
