@@ -49,7 +49,7 @@ impl Progress {
             bars: Mutex::new(HashMap::new()),
             running: ProgressStyle::with_template("  {spinner} {prefix}  {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner())
-                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓"),
+                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
             done: ProgressStyle::with_template("  {prefix}  {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         });

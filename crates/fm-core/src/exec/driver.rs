@@ -176,7 +176,7 @@ impl<'p, 'r> Driver<'p, 'r> {
                 Some((i, settled)) = futs.next() => {
                     self.running -= 1;
                     self.on_settled(i, settled);
-                    if self.stop.is_none() && !self.fatal.is_empty() {
+                    if self.stop == Some(Stop::Failed) && self.stop_state.is_none() {
                         // Collect every stage that finished at the same instant, so the reported
                         // cause does not depend on which of them the runtime polled first.
                         while let Some(Some((j, s))) = futs.next().now_or_never() {
@@ -281,6 +281,15 @@ impl<'p, 'r> Driver<'p, 'r> {
                 self.note_interrupted_try(i, false);
                 self.settle_cancelled(i, None, reason);
             }
+        }
+        // The catch and finally stages whose turn has come start now.
+        let scopes = self
+            .stop_state
+            .as_ref()
+            .map(|s| s.scopes.clone())
+            .unwrap_or_default();
+        for t in scopes {
+            self.after_scope_change(t);
         }
     }
 
@@ -699,9 +708,7 @@ impl<'p, 'r> Driver<'p, 'r> {
             (Some(_), Some(Err(Cleanup::Abandoned))) => "the run's cleanup was abandoned".into(),
             (Some(Stop::TimedOut), _) => format!("the run timed out ({cause})"),
             (Some(Stop::Cancelled), _) => format!("the run was cancelled ({cause})"),
-            (Some(Stop::Failed), _) => {
-                format!("the run stopped because {cause}")
-            }
+            (Some(Stop::Failed), _) => "another stage failed and the run stopped".into(),
             (None, _) => match self.p.stages[i].scope {
                 Some(m) => format!(
                     "another try stage of '{}' failed",
@@ -799,8 +806,12 @@ impl<'p, 'r> Driver<'p, 'r> {
             fatal,
         });
         if fatal {
-            // The run loop stops the run (after collecting simultaneous failures).
+            // Nothing more is considered from here; the run loop then stops the run (after
+            // collecting the failures of the same instant), giving cleanup time if it acted.
             self.fatal.push((i, error));
+            if self.stop.is_none() {
+                self.stop = Some(Stop::Failed);
+            }
         }
         self.after_settle(i);
     }
