@@ -372,7 +372,8 @@ mod tests {
     #[test]
     fn redacts_nested_values_and_keys() {
         let r = Redactor::new(["tok-1234567".to_owned(), "tok-1234".to_owned()]);
-        let mut v = serde_json::json!({"h": "Bearer tok-1234567", "l": ["x tok-1234 y"], "tok-1234567": 1});
+        let mut v =
+            serde_json::json!({"h": "Bearer tok-1234567", "l": ["x tok-1234 y"], "tok-1234567": 1});
         r.redact_value(&mut v);
         assert_eq!(
             v,

@@ -108,7 +108,8 @@ pub fn check(config: ServerConfig) -> Result<Checked, Vec<Problem>> {
         },
         None => SecretSource::from_env(),
     };
-    let secret_hint = |n: &str| match &config.secrets_file {
+    let secret_hint = |n: &str| {
+        match &config.secrets_file {
         Some(f) => format!(
             "put {n} in the secrets file ({}) or the server's environment",
             f.display()
@@ -116,6 +117,7 @@ pub fn check(config: ServerConfig) -> Result<Checked, Vec<Problem>> {
         None => format!(
             "put {n} in a secrets file named by `secrets_file` in the config, or in the server's environment"
         ),
+    }
     };
     let lookup =
         |names: &[String], what: &str, path: &str, problems: &mut Vec<Problem>| -> Vec<String> {

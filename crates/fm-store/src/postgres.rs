@@ -37,7 +37,8 @@ impl PostgresStore {
     pub(crate) const BACKEND: &'static str = "postgres";
     pub(crate) const ROW_LOCK: &'static str = " FOR UPDATE";
     /// Announces a cancel request to every process listening on the database, at commit.
-    pub(crate) const NOTIFY_CANCEL: Option<&'static str> = Some("SELECT pg_notify('fm_cancel', $1)");
+    pub(crate) const NOTIFY_CANCEL: Option<&'static str> =
+        Some("SELECT pg_notify('fm_cancel', $1)");
 
     /// Connects to `postgres://user:password@host:port/db` and migrates the schema (in the
     /// connection's default schema, normally `public`). TLS is not supported: keep the

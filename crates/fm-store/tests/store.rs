@@ -962,11 +962,18 @@ async fn a_cancel_carries_its_reason_and_outcome(db: Arc<Db>) {
         r.outcome_reason.as_deref(),
         Some("the incident resolved before fm acted")
     );
-    assert!(r.error.unwrap().message.contains("resolved before fm acted"));
+    assert!(r
+        .error
+        .unwrap()
+        .message
+        .contains("resolved before fm acted"));
     // A plain API cancel of a queued run records no outcome.
     s.enqueue_run(new_run("plain", "incident")).await.unwrap();
     s.request_cancel("plain").await.unwrap();
-    assert_eq!(s.get_run("plain").await.unwrap().unwrap().summary.outcome, None);
+    assert_eq!(
+        s.get_run("plain").await.unwrap().unwrap().summary.outcome,
+        None
+    );
 
     // Running: flagged with the first request's reason and outcome.
     s.enqueue_run(new_run("running", "incident")).await.unwrap();
@@ -985,7 +992,11 @@ async fn cancel_requests_are_announced_at_once(db: Arc<Db>) {
     let s = db.open().await;
     // SQLite announces within the process (the store object the server shares); PostgreSQL
     // to every process on the database (another store object stands for another server).
-    let listener = if db.pg.is_some() { db.open().await } else { s.clone() };
+    let listener = if db.pg.is_some() {
+        db.open().await
+    } else {
+        s.clone()
+    };
     let mut heard = listener.cancel_notifications();
     s.enqueue_run(new_run("running", "incident")).await.unwrap();
     s.claim_next("w", LEASE).await.unwrap().unwrap();
@@ -1053,7 +1064,11 @@ async fn migrations_missing_below_the_newest_are_applied() {
     .fetch_optional(s.pool())
     .await
     .unwrap();
-    assert_eq!(index.as_deref(), Some("fm_alerts_firing"), "version 2 applied");
+    assert_eq!(
+        index.as_deref(),
+        Some("fm_alerts_firing"),
+        "version 2 applied"
+    );
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM fm_schema_version ORDER BY version")
             .fetch_all(s.pool())

@@ -16,7 +16,9 @@ pub fn out(text: &str) {
     if let Err(e) = o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
         STDOUT_GONE.store(true, Ordering::Relaxed);
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            err(&format!("warning: cannot write to stdout ({e}); the rest of the output is dropped\n"));
+            err(&format!(
+                "warning: cannot write to stdout ({e}); the rest of the output is dropped\n"
+            ));
         }
     }
 }
@@ -42,5 +44,3 @@ macro_rules! errln {
 macro_rules! errp {
     ($($t:tt)*) => { $crate::out::err(&format!($($t)*)) };
 }
-
-

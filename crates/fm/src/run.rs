@@ -60,7 +60,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                     "error: the pipeline reads {} secret{} that {} not provided: {}",
                     problems.missing.len(),
                     if problems.missing.len() == 1 { "" } else { "s" },
-                    if problems.missing.len() == 1 { "is" } else { "are" },
+                    if problems.missing.len() == 1 {
+                        "is"
+                    } else {
+                        "are"
+                    },
                     problems.missing.join(", ")
                 );
                 errln!(
@@ -208,8 +212,7 @@ fn final_lines(record: &RunRecord, progress_shown: bool) -> String {
 /// abandoned. Three times: fm exits at once.
 async fn stop_on_signals(cancel: CancelSignal) {
     #[cfg(unix)]
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut count = 0;
     loop {
         #[cfg(unix)]

@@ -46,7 +46,12 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
             }
             outln!(
                 "{:<36}  {:<10}  {:<22}  {:<28}  {:<20}  {:>9}  created",
-                "id", "status", "outcome", "pipeline", "service", "duration"
+                "id",
+                "status",
+                "outcome",
+                "pipeline",
+                "service",
+                "duration"
             );
             for r in &page.items {
                 let dur = r

@@ -66,17 +66,30 @@ pub enum LoadFailure {
 fn run_checks(p: &fm_core::Pipeline, secrets: &SecretSource) -> Vec<Problem> {
     let mut problems = Vec::new();
     for name in &p.secrets {
-        if let Some(why) = secrets.get(name).and_then(|v| fm_core::secrets::unsafe_to_mask(&v)) {
+        if let Some(why) = secrets
+            .get(name)
+            .and_then(|v| fm_core::secrets::unsafe_to_mask(&v))
+        {
             problems.push(
-                Problem::new("unsafe_secret", "$", format!("secret {name} is refused: {why}"))
-                    .with_hint("use the real credential; fm refuses values it cannot mask in its output"),
+                Problem::new(
+                    "unsafe_secret",
+                    "$",
+                    format!("secret {name} is refused: {why}"),
+                )
+                .with_hint(
+                    "use the real credential; fm refuses values it cannot mask in its output",
+                ),
             );
         }
     }
     for (stage, message) in fm_core::exec::preflight_failures(p, false) {
         problems.push(
-            Problem::new("preflight", "$", format!("stage '{stage}' cannot run: {message}"))
-                .with_stage(Some(&stage)),
+            Problem::new(
+                "preflight",
+                "$",
+                format!("stage '{stage}' cannot run: {message}"),
+            )
+            .with_stage(Some(&stage)),
         );
     }
     problems
@@ -93,7 +106,10 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     for file in &args.files {
         let shown = file.display().to_string();
         let loaded = load_pipeline(file, secrets.as_ref()).and_then(|(p, s)| {
-            let more = secrets.as_ref().map(|s| run_checks(&p, s)).unwrap_or_default();
+            let more = secrets
+                .as_ref()
+                .map(|s| run_checks(&p, s))
+                .unwrap_or_default();
             if more.is_empty() {
                 Ok((p, s))
             } else {
@@ -108,7 +124,9 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
                     if !names.is_empty() {
                         let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
                         match &secrets {
-                            Some(_) => outln!("  secrets it reads (all provided): {}", names.join(", ")),
+                            Some(_) => {
+                                outln!("  secrets it reads (all provided): {}", names.join(", "))
+                            }
                             None => {
                                 outln!("  secrets it reads: {}", names.join(", "));
                                 outln!(
@@ -118,7 +136,8 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
                         }
                     }
                 }
-                reports.push(json!({"file": shown, "valid": true, "problems": [], "secrets": names}));
+                reports
+                    .push(json!({"file": shown, "valid": true, "problems": [], "secrets": names}));
             }
             Err(LoadFailure::Unreadable(msg)) => {
                 any_unreadable = true;

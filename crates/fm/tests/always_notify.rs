@@ -111,8 +111,12 @@ fn acts_or_notifies(q: &RecordedRequest) -> bool {
 }
 
 fn record_of(child: &ChildGuard) -> Value {
-    serde_json::from_str(&child.stdout())
-        .unwrap_or_else(|e| panic!("no JSON record on stdout ({e}); stderr:\n{}", child.tail(40)))
+    serde_json::from_str(&child.stdout()).unwrap_or_else(|e| {
+        panic!(
+            "no JSON record on stdout ({e}); stderr:\n{}",
+            child.tail(40)
+        )
+    })
 }
 
 fn stage<'a>(rec: &'a Value, id: &str) -> &'a Value {
@@ -150,7 +154,11 @@ async fn stopped_after_the_fix(stop: &str, expected_status: &str) {
     let stop_report = &rec["stop"];
     assert_eq!(stop_report["acted"], json!(["auto-restart-service"]), "{s}");
     assert_eq!(stop_report["cleanup"], "completed", "{s}");
-    assert_eq!(stop_report["cleanup_scopes"], json!(["auto-remediate"]), "{s}");
+    assert_eq!(
+        stop_report["cleanup_scopes"],
+        json!(["auto-remediate"]),
+        "{s}"
+    );
     assert_eq!(
         stop_report["cleanup_stages"],
         json!(["remediation-failed-escalate", "log-remediation-attempt"]),
@@ -173,7 +181,10 @@ async fn stopped_after_the_fix(stop: &str, expected_status: &str) {
         pd[0].body
     );
     // The finally stage ran; nothing after the scope started (no "resolved" anywhere).
-    assert_eq!(stage(&rec, "log-remediation-attempt")["status"], "succeeded");
+    assert_eq!(
+        stage(&rec, "log-remediation-attempt")["status"],
+        "succeeded"
+    );
     assert_eq!(stage(&rec, "verify-health")["status"], "cancelled");
     for id in ["update-status", "notify-team", "resolve-pagerduty"] {
         assert_eq!(stage(&rec, id)["status"], "cancelled", "{id}: {s}");
@@ -230,7 +241,10 @@ async fn ctrl_c_before_anything_acted_sends_nothing() {
         .filter(|q| acts_or_notifies(q))
         .map(|q| format!("{} {}", q.method, q.path))
         .collect();
-    assert!(sent.is_empty(), "sent after a cancel before acting: {sent:?}");
+    assert!(
+        sent.is_empty(),
+        "sent after a cancel before acting: {sent:?}"
+    );
     let stderr = child.stderr();
     assert!(
         stderr.contains("before any stage that changes something had started"),

@@ -101,15 +101,35 @@ fn the_dry_run_rule_is_worded_once() {
     let rule = fm_core::DRY_RUN_RULE;
     let run_help = help(&["run"]);
     assert!(
-        run_help.split_whitespace().collect::<Vec<_>>().join(" ").contains(rule),
+        run_help
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains(rule),
         "{run_help}"
     );
     let cli = std::fs::read_to_string(repo().join("docs/cli.md")).unwrap();
-    assert!(cli.contains(rule), "docs/cli.md states the rule in its own words");
-    for doc in ["README.md", "docs/cli.md", "docs/components.md", "docs/incident-response.md"] {
+    assert!(
+        cli.contains(rule),
+        "docs/cli.md states the rule in its own words"
+    );
+    for doc in [
+        "README.md",
+        "docs/cli.md",
+        "docs/components.md",
+        "docs/incident-response.md",
+    ] {
         let text = std::fs::read_to_string(repo().join(doc)).unwrap();
-        for old in ["send only GET", "only GET/HEAD", "only GET, HEAD and OPTIONS", "GET/HEAD requests are sent"] {
-            assert!(!text.contains(old), "{doc} words the dry-run rule its own way ({old})");
+        for old in [
+            "send only GET",
+            "only GET/HEAD",
+            "only GET, HEAD and OPTIONS",
+            "GET/HEAD requests are sent",
+        ] {
+            assert!(
+                !text.contains(old),
+                "{doc} words the dry-run rule its own way ({old})"
+            );
         }
     }
 }

@@ -67,15 +67,23 @@ fn the_outcome_is_on_stderr_without_a_terminal_and_in_the_store() {
         "{stderr}"
     );
     let output: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(output["outcome"], "escalated", "the output reads the outcome");
+    assert_eq!(
+        output["outcome"], "escalated",
+        "the output reads the outcome"
+    );
     let out = fm(dir.path()).arg("run").arg(&p).output().unwrap();
-    assert!(text(&out).1.contains("outcome: fixed — checkout is healthy again"));
+    assert!(text(&out)
+        .1
+        .contains("outcome: fixed — checkout is healthy again"));
 
     // `fm runs list` shows the outcome and filters by it; an unknown status still says so.
     let out = fm(dir.path()).args(["runs", "list"]).output().unwrap();
     let (list, _) = text(&out);
     assert!(list.lines().next().unwrap().contains("outcome"), "{list}");
-    assert!(list.contains("escalated") && list.contains("fixed"), "{list}");
+    assert!(
+        list.contains("escalated") && list.contains("fixed"),
+        "{list}"
+    );
     let out = fm(dir.path())
         .args(["runs", "list", "--outcome", "escalated", "--json"])
         .output()
@@ -142,7 +150,10 @@ fn a_closed_stdout_never_panics() {
 fn validate_lists_the_secrets_and_agrees_with_run() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = "pipelines/devops-incident-response.pipeline.json";
-    let out = fm(dir.path()).args(["validate", pipeline]).output().unwrap();
+    let out = fm(dir.path())
+        .args(["validate", pipeline])
+        .output()
+        .unwrap();
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
@@ -150,7 +161,11 @@ fn validate_lists_the_secrets_and_agrees_with_run() {
         "{stdout}"
     );
     // With a secrets file that lacks them: one problem per secret, naming every stage that reads it.
-    let secrets = write(dir.path(), "partial.env", "LOGGING_TOKEN=a-long-enough-token\n");
+    let secrets = write(
+        dir.path(),
+        "partial.env",
+        "LOGGING_TOKEN=a-long-enough-token\n",
+    );
     let out = fm(dir.path())
         .args(["validate", pipeline, "--secrets"])
         .arg(&secrets)
@@ -159,7 +174,11 @@ fn validate_lists_the_secrets_and_agrees_with_run() {
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains(": 6 problems"), "{stdout}");
-    assert_eq!(stdout.matches("error[missing_secret]").count(), 6, "{stdout}");
+    assert_eq!(
+        stdout.matches("error[missing_secret]").count(),
+        6,
+        "{stdout}"
+    );
     assert!(
         stdout.contains("secret 'K8S_TOKEN' is not provided (read by stages auto-restart-service, read-replicas, auto-scale-connections)"),
         "{stdout}"
@@ -167,7 +186,13 @@ fn validate_lists_the_secrets_and_agrees_with_run() {
     assert!(stdout.contains("--sandbox"), "{stdout}");
     // `fm run` refuses for the same six, once each, and says how to get going.
     let out = fm(dir.path())
-        .args(["run", pipeline, "--input", "inputs/sample-alert.json", "--secrets"])
+        .args([
+            "run",
+            pipeline,
+            "--input",
+            "inputs/sample-alert.json",
+            "--secrets",
+        ])
         .arg(&secrets)
         .output()
         .unwrap();
@@ -206,9 +231,15 @@ fn validate_checks_input_paths_against_the_schema() {
     let out = fm(dir.path()).arg("validate").arg(&p).output().unwrap();
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("'input.servce' is not declared"), "{stdout}");
+    assert!(
+        stdout.contains("'input.servce' is not declared"),
+        "{stdout}"
+    );
     assert!(stdout.contains("did you mean 'input.service'?"), "{stdout}");
-    assert!(stdout.contains("did you mean 'input.payload.source'?"), "{stdout}");
+    assert!(
+        stdout.contains("did you mean 'input.payload.source'?"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("input.extra"),
         "a read guarded by default() handles absence itself: {stdout}"
@@ -266,13 +297,23 @@ fn fm_sandbox_prints_its_credentials_and_env_lines_that_fm_run_reads() {
         l.starts_with("export STATUSPAGE_TOKEN=").then_some(())
     });
     let env = sb.stdout();
-    for name in ["K8S_TOKEN", "PAGERDUTY_KEY", "SLACK_WEBHOOK", "OPENAI_API_KEY", "OPENAI_BASE_URL"] {
+    for name in [
+        "K8S_TOKEN",
+        "PAGERDUTY_KEY",
+        "SLACK_WEBHOOK",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+    ] {
         assert!(env.contains(&format!("export {name}='")), "{env}");
     }
     // The lines are a --secrets file: validate (with the model's settings from it) agrees.
     let file = write(dir.path(), "sandbox.env", &env);
     let out = fm(dir.path())
-        .args(["validate", "pipelines/devops-incident-response.pipeline.json", "--secrets"])
+        .args([
+            "validate",
+            "pipelines/devops-incident-response.pipeline.json",
+            "--secrets",
+        ])
         .arg(&file)
         .output()
         .unwrap();
@@ -287,7 +328,11 @@ fn fm_sandbox_prints_its_credentials_and_env_lines_that_fm_run_reads() {
     sb.wait_for_line("the credentials", Duration::from_secs(20), |l| {
         l.contains("STATUSPAGE_TOKEN = ").then_some(())
     });
-    assert!(sb.stdout().contains("K8S_TOKEN = sbx-k8s-token"), "{}", sb.stdout());
+    assert!(
+        sb.stdout().contains("K8S_TOKEN = sbx-k8s-token"),
+        "{}",
+        sb.stdout()
+    );
 }
 
 #[test]
@@ -308,16 +353,36 @@ fn serve_reports_every_config_problem_in_one_pass_with_line_and_column() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let shown = toml.display().to_string();
     // The file's own problems and those of what it names, together, each located.
-    assert!(stderr.contains(&format!("concurency at {shown}:2:1")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("concurency at {shown}:2:1")),
+        "{stderr}"
+    );
     assert!(stderr.contains("did you mean 'concurrency'?"), "{stderr}");
-    assert!(stderr.contains(&format!("lease at {shown}:3:1")), "{stderr}");
-    assert!(stderr.contains(&format!("secrets_file at {shown}:4:1")), "{stderr}");
-    assert!(stderr.contains(&format!("pipelines[0].file at {shown}:8:1")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("lease at {shown}:3:1")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("secrets_file at {shown}:4:1")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pipelines[0].file at {shown}:8:1")),
+        "{stderr}"
+    );
     assert!(stderr.contains("NOT_SET_ANYWHERE"), "{stderr}");
-    assert_eq!(stderr.matches(" problems\n").count(), 1, "one listing: {stderr}");
+    assert_eq!(
+        stderr.matches(" problems\n").count(),
+        1,
+        "one listing: {stderr}"
+    );
 
     // A TOML syntax error has its line and column.
-    let bad = write(dir.path(), "bad.toml", "listen = \"127.0.0.1:0\"\nconcurrency = = 4\n");
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "listen = \"127.0.0.1:0\"\nconcurrency = = 4\n",
+    );
     let out = fm(dir.path())
         .arg("serve")
         .arg("--config")
@@ -325,7 +390,10 @@ fn serve_reports_every_config_problem_in_one_pass_with_line_and_column() {
         .output()
         .unwrap();
     let (_, stderr) = text(&out);
-    assert!(stderr.contains(&format!("{}:2:", bad.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2:", bad.display())),
+        "{stderr}"
+    );
 }
 
 /// A server config for the incident pipeline whose secrets are all present but no model is.
@@ -367,7 +435,10 @@ fn serve_needs_no_model_when_its_triggers_are_rules_only() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("analyze-incident"), "{stderr}");
-    assert!(stderr.contains("rules_only"), "the hint names the way out: {stderr}");
+    assert!(
+        stderr.contains("rules_only"),
+        "the hint names the way out: {stderr}"
+    );
 
     let toml = incident_server(
         dir.path(),
@@ -415,9 +486,15 @@ fn the_progress_display_redraws_in_place_on_a_terminal() {
         .current_dir(repo())
         .output()
         .unwrap();
-    assert!(out.status.success() || out.status.code().is_some(), "script ran");
+    assert!(
+        out.status.success() || out.status.code().is_some(),
+        "script ran"
+    );
     let drawn = std::fs::read_to_string(&typescript).unwrap_or_default();
-    assert!(drawn.contains("\u{1b}["), "lines are redrawn in place: {drawn:?}");
+    assert!(
+        drawn.contains("\u{1b}["),
+        "lines are redrawn in place: {drawn:?}"
+    );
     assert!(
         drawn.contains("retrying: attempt 1 met the retry condition; next in 50 ms"),
         "the retry's short reason: {drawn:?}"
@@ -428,5 +505,9 @@ fn the_progress_display_redraws_in_place_on_a_terminal() {
     );
     assert_eq!(drawn.matches("outcome: done").count(), 1, "{drawn:?}");
     // The retries ran out: the run failed, and says so once.
-    assert_eq!(drawn.matches("error: run ").count(), 1, "the final message once: {drawn:?}");
+    assert_eq!(
+        drawn.matches("error: run ").count(),
+        1,
+        "the final message once: {drawn:?}"
+    );
 }

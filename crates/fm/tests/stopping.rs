@@ -56,12 +56,19 @@ async fn after_acting_a_cancel_runs_catch_and_finally_and_nothing_else() {
     assert_eq!(status(&r, "tell"), "succeeded");
     assert_eq!(status(&r, "log"), "succeeded");
     assert_eq!(status(&r, "scope"), "succeeded", "the catch handled it");
-    assert_eq!(status(&r, "after"), "cancelled", "nothing outside the scope starts");
+    assert_eq!(
+        status(&r, "after"),
+        "cancelled",
+        "nothing outside the scope starts"
+    );
     // The catch saw why: the interrupted try stage and the cause.
     assert_eq!(r.logs[0].message, "attempt finished: cancelled");
     let err = &r.stage("scope").unwrap().output.as_ref().unwrap()["error"];
     assert_eq!(err["stage"], "wait");
-    assert!(err["message"].as_str().unwrap().contains("(test) while it ran"));
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .contains("(test) while it ran"));
     assert!(
         r.error.as_ref().unwrap().message.contains("'tell', 'log'"),
         "{:?}",
@@ -185,7 +192,9 @@ async fn the_outcome_declaration_is_evaluated_whatever_the_status() {
     assert_eq!(r.status, RunStatus::Cancelled);
     assert_eq!(r.outcome, None);
     assert!(
-        r.warnings.iter().any(|w| w.message.contains("'weird' is not one of its declared values")),
+        r.warnings.iter().any(|w| w
+            .message
+            .contains("'weird' is not one of its declared values")),
         "{:?}",
         r.warnings
     );

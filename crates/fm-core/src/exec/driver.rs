@@ -242,7 +242,10 @@ impl<'p, 'r> Driver<'p, 'r> {
             cause: cause.clone(),
             acted: acted.iter().map(|&i| self.p.stages[i].id.clone()).collect(),
             cleanup_scopes: if cleaning {
-                scopes.iter().map(|&i| self.p.stages[i].id.clone()).collect()
+                scopes
+                    .iter()
+                    .map(|&i| self.p.stages[i].id.clone())
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -972,12 +975,7 @@ impl<'p, 'r> Driver<'p, 'r> {
             .ran
             .iter()
             .copied()
-            .filter(|&i| {
-                matches!(
-                    self.status[i],
-                    StageStatus::Succeeded | StageStatus::Failed
-                )
-            })
+            .filter(|&i| matches!(self.status[i], StageStatus::Succeeded | StageStatus::Failed))
             .collect();
         ran.sort_unstable();
         let mut missed = Vec::new();

@@ -143,9 +143,7 @@ pub struct Prepared {
 /// Input defaults and validation, secrets (only the referenced names), env, component preflight.
 pub fn prepare(p: &Pipeline, input: Value, source: &SecretSource) -> Result<Prepared, StartError> {
     let input = prepare_input(p, input)?;
-    let secrets = source
-        .resolve(&p.secrets)
-        .map_err(StartError::Secrets)?;
+    let secrets = source.resolve(&p.secrets).map_err(StartError::Secrets)?;
     let env = p
         .env
         .iter()
@@ -244,7 +242,9 @@ pub async fn run(
         secrets: prepared.secrets,
         env: prepared.env,
         dry_run: opts.dry_run,
-        acted: (0..p.stages.len()).map(|_| AtomicBool::new(false)).collect(),
+        acted: (0..p.stages.len())
+            .map(|_| AtomicBool::new(false))
+            .collect(),
         end: OnceLock::new(),
         outcome: OnceLock::new(),
     };
@@ -263,7 +263,10 @@ pub async fn run(
     let limits = driver::Limits {
         deadline: opts.timeout.map(|t| started + t),
         timeout_cause: opts.timeout.map_or_else(String::new, |t| {
-            format!("its time limit of {} elapsed", humantime::format_duration(t))
+            format!(
+                "its time limit of {} elapsed",
+                humantime::format_duration(t)
+            )
         }),
         cleanup: opts.cleanup_timeout,
     };
@@ -277,7 +280,9 @@ pub async fn run(
         .as_ref()
         .and_then(|e| serde_json::to_value(e).ok())
         .unwrap_or(Value::Null);
-    let _ = shared.end.set((Value::from(result.status.as_str()), error_value));
+    let _ = shared
+        .end
+        .set((Value::from(result.status.as_str()), error_value));
     let acted = result.stop.as_ref().map_or_else(
         || (0..p.stages.len()).any(|i| shared.has_acted(i)),
         |s| !s.acted.is_empty(),

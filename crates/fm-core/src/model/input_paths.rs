@@ -24,14 +24,17 @@ pub(crate) fn check_input_paths(cx: &CompileCx<'_>, schema: &Value, problems: &m
             } else {
                 format!("input.{}", r.path[..found.depth].join("."))
             };
-            let hint = match did_you_mean(&r.path[found.depth], found.known.iter().map(String::as_str)) {
-                Some(s) => format!("did you mean '{prefix}.{s}'?"),
-                None if found.known.is_empty() => "declare it in the pipeline's input schema".to_owned(),
-                None => format!(
-                    "declared under {prefix}: {}; or declare it in the pipeline's input schema",
-                    found.known.join(", ")
-                ),
-            };
+            let hint =
+                match did_you_mean(&r.path[found.depth], found.known.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean '{prefix}.{s}'?"),
+                    None if found.known.is_empty() => {
+                        "declare it in the pipeline's input schema".to_owned()
+                    }
+                    None => format!(
+                        "declared under {prefix}: {}; or declare it in the pipeline's input schema",
+                        found.known.join(", ")
+                    ),
+                };
             problems.push(
                 Problem::new(
                     "undeclared_input",

@@ -317,7 +317,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("{needle} missing in {order:?}"))
         };
         assert!(at("Alert fired") < at("Most recent deploy"), "{order:?}");
-        assert!(at("Most recent deploy") < at("Automated triage"), "{order:?}");
+        assert!(
+            at("Most recent deploy") < at("Automated triage"),
+            "{order:?}"
+        );
         assert!(at("Automated triage") < at("Remediation"), "{order:?}");
         assert!(at("Remediation") < at("Service healthy again"), "{order:?}");
     }
