@@ -20,7 +20,7 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
             let status = match status.as_deref() {
                 None => None,
                 Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-                    anyhow!("unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled")
+                    anyhow!("unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled (what a run achieved, such as escalated, is its outcome: --outcome {s})")
                 })?),
             };
             let store = fm_store::open(&store)

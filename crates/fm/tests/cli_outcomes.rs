@@ -98,7 +98,9 @@ fn the_outcome_is_on_stderr_without_a_terminal_and_in_the_store() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("unknown status"), "{}", text(&out).1);
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("unknown status"), "{stderr}");
+    assert!(stderr.contains("--outcome escalated"), "{stderr}");
 }
 
 #[test]

@@ -92,7 +92,7 @@ pub async fn list(
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled"
+                "unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled (what a run achieved, such as escalated, is its outcome: ?outcome={s})"
             ))
         })?),
     };
