@@ -134,7 +134,7 @@ fn stage<'a>(rec: &'a Value, id: &str) -> &'a Value {
 async fn stopped_after_the_fix(stop: &str, expected_status: &str) {
     let w = world(Scenario::RemediationFails, Latencies::zero()).await;
     let extra: &[&str] = if stop == "timeout" {
-        &["--timeout", "2500ms"]
+        &["--timeout", "5s"]
     } else {
         &[]
     };
