@@ -206,6 +206,21 @@ pub fn check(config: ServerConfig) -> Result<Checked, Vec<Problem>> {
         };
         match fm_core::load(&source, &opts) {
             Ok(p) => {
+                for name in &p.secrets {
+                    let why = secrets
+                        .get(name)
+                        .and_then(|v| fm_core::secrets::unsafe_to_mask(&v));
+                    if let Some(why) = why {
+                        problems.push(
+                            Problem::new(
+                                "unsafe_secret",
+                                format!("pipelines[{i}]"),
+                                format!("pipeline '{}': secret {name} is refused: {why}", entry.name),
+                            )
+                            .with_hint("use the real credential; fm refuses values it cannot mask in its output"),
+                        );
+                    }
+                }
                 for (stage, m) in preflight_for_triggers(&p, &entry.name, &config) {
                     problems.push(
                         Problem::new(
