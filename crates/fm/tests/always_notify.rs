@@ -181,7 +181,11 @@ async fn stopped_after_the_fix(stop: &str, expected_status: &str) {
         pd[0].body
     );
     // The model was configured from the secrets file alone (the environment is clean).
-    assert_eq!(stage(&rec, "analyze-incident")["status"], "succeeded", "{s}");
+    assert_eq!(
+        stage(&rec, "analyze-incident")["status"],
+        "succeeded",
+        "{s}"
+    );
     // The finally stage ran; nothing after the scope started (no "resolved" anywhere).
     assert_eq!(
         stage(&rec, "log-remediation-attempt")["status"],
