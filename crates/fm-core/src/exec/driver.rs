@@ -114,6 +114,19 @@ impl<'p, 'r> Driver<'p, 'r> {
 
     pub async fn run(mut self, limits: Limits, cancel: &CancelSignal) -> DriverResult {
         let mut futs: FuturesUnordered<StageFuture<'r>> = FuturesUnordered::new();
+        // A run cancelled before it starts (a server claiming a run whose cancel came first)
+        // starts nothing.
+        if cancel.is_cancelled() {
+            let cause = cancel
+                .request()
+                .map_or_else(|| "cancel requested".to_owned(), |r| r.reason);
+            self.begin_stop(
+                Stop::Cancelled,
+                cause,
+                limits.cleanup,
+                cancel.is_abandoned(),
+            );
+        }
         for i in self.p.topo_order.clone() {
             self.consider(i);
         }
