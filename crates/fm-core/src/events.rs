@@ -115,6 +115,20 @@ pub enum EventKind {
         stage: Option<String>,
         message: String,
     },
+    /// The run was told to stop (cancel, time limit, an uncaught failure) and stops starting
+    /// new work. When a stage that may have acted (non-idempotent) had started, the catch and
+    /// finally stages of the running trycatch scopes get `cleanup_ms` to tell people.
+    RunStopping {
+        /// `cancelled`, `timed_out` or `failed`: how the run will end.
+        status: RunStatus,
+        /// What stopped it, in words: `Ctrl-C`, `SIGTERM`, `its time limit of 2s elapsed`, ...
+        cause: String,
+        /// Non-idempotent stages that had started: they may have acted.
+        acted: Vec<String>,
+        /// Trycatch stages whose catch and finally stages run now (empty: nothing more runs).
+        cleanup_scopes: Vec<String>,
+        cleanup_ms: u64,
+    },
     RunFinished {
         status: RunStatus,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,7 +136,64 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<RunError>,
         duration_ms: u64,
+        /// The pipeline's declared outcome (`escalated`, ...), when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome_reason: Option<String>,
+        /// How the run was stopped early, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop: Option<StopReport>,
     },
+}
+
+/// How a run that was stopped early ended: what stopped it, whether anything had acted, and
+/// whether the catch and finally stages got to tell people.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StopReport {
+    pub cause: String,
+    /// When the stop came, in ms since the run started.
+    pub at_ms: u64,
+    /// Non-idempotent stages that had started before the stop: they may have acted.
+    pub acted: Vec<String>,
+    pub cleanup: Cleanup,
+    /// The trycatch scopes given cleanup time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleanup_scopes: Vec<String>,
+    /// Catch and finally stages that ran during the cleanup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleanup_stages: Vec<String>,
+    /// Catch and finally stages of those scopes that did not run to the end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleanup_missed: Vec<String>,
+}
+
+/// What happened after a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cleanup {
+    /// Nothing had acted: everything stopped at once and nothing more was sent.
+    NotNeeded,
+    /// Something had acted, but no trycatch scope was running to handle it.
+    NoScope,
+    /// The catch and finally stages of the running scopes ran to the end.
+    Completed,
+    /// The cleanup time ran out before they finished.
+    TimedOut,
+    /// The cleanup was abandoned (a second Ctrl-C).
+    Abandoned,
+}
+
+impl Cleanup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cleanup::NotNeeded => "not_needed",
+            Cleanup::NoScope => "no_scope",
+            Cleanup::Completed => "completed",
+            Cleanup::TimedOut => "timed_out",
+            Cleanup::Abandoned => "abandoned",
+        }
+    }
 }
 
 /// Why a run failed: the stage at the root of it (deterministically the first in pipeline order

@@ -16,13 +16,17 @@ pub mod state;
 use std::sync::Arc;
 
 pub use component::{Component, ErrorKind, Registry, StageContext, StageError, StageRuntime};
-pub use events::{Event, EventKind, EventSink, LogLevel};
-pub use exec::{prepare, run, CancelSignal, RunOptions, StartError};
+pub use events::{Cleanup, Event, EventKind, EventSink, LogLevel, StopReport};
+pub use exec::{prepare, run, CancelRequest, CancelSignal, RunOptions, StartError};
 pub use model::{compile, CompileOptions, Pipeline, Source};
 pub use problem::Problem;
 pub use record::RunRecord;
 pub use secrets::{SecretSource, Secrets};
 pub use state::{RunStatus, StageStatus};
+
+/// The dry-run rule, in the one wording every place that states it uses: `fm run --help`, the
+/// run's banner, an unsent request's note, docs/cli.md (a test keeps them the same).
+pub const DRY_RUN_RULE: &str = "only requests that change nothing are sent (GET, HEAD, OPTIONS, and http_request stages marked read_only); every other request is described, not sent";
 
 /// Registers the control-flow components (router, trycatch), which the executor understands.
 pub fn register_control(registry: &mut Registry) {

@@ -22,6 +22,10 @@ pub struct Problem {
     pub line: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<usize>,
+    /// The file the problem is in, when it is not the file being reported on (a pipeline file
+    /// named by the server's config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 impl Problem {
@@ -34,11 +38,17 @@ impl Problem {
             hint: None,
             line: None,
             column: None,
+            file: None,
         }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
         self
     }
 
@@ -50,6 +60,9 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}: ")?;
+        }
         write!(f, "{}", self.path)?;
         if let (Some(l), Some(c)) = (self.line, self.column) {
             write!(f, " (line {l}, column {c})")?;

@@ -5,7 +5,7 @@ use fm_expr::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::component::StageError;
-use crate::events::{Event, EventKind, LogLevel, RunError};
+use crate::events::{Event, EventKind, LogLevel, RunError, StopReport};
 use crate::model::Pipeline;
 use crate::state::{RunStatus, SkipReason, StageStatus};
 
@@ -20,6 +20,14 @@ pub struct RunRecord {
     pub input: Value,
     pub output: Option<Value>,
     pub error: Option<RunError>,
+    /// The pipeline's declared outcome (`escalated`, `auto_remediated`, ...), if it declares one.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub outcome_reason: Option<String>,
+    /// How the run was stopped early (cancel, time limit, uncaught failure), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopReport>,
     /// In pipeline order.
     pub stages: Vec<StageRecord>,
     pub logs: Vec<LogRecord>,
@@ -108,6 +116,9 @@ impl RecordBuilder {
                 input: Value::Null,
                 output: None,
                 error: None,
+                outcome: None,
+                outcome_reason: None,
+                stop: None,
                 stages,
                 logs: Vec::new(),
                 warnings: Vec::new(),
@@ -219,16 +230,23 @@ impl RecordBuilder {
                 stage: stage.clone(),
                 message: message.clone(),
             }),
+            EventKind::RunStopping { .. } => {}
             EventKind::RunFinished {
                 status,
                 output,
                 error,
                 duration_ms,
+                outcome,
+                outcome_reason,
+                stop,
             } => {
                 self.record.status = *status;
                 self.record.output = output.clone();
                 self.record.error = error.clone();
                 self.record.duration_ms = *duration_ms;
+                self.record.outcome = outcome.clone();
+                self.record.outcome_reason = outcome_reason.clone();
+                self.record.stop = stop.clone();
             }
         }
     }

@@ -81,23 +81,59 @@ impl SecretSource {
         self.get(name).is_some()
     }
 
-    /// Reads exactly `names`. Missing ones are returned as the error (all of them).
-    pub fn resolve(&self, names: &BTreeSet<String>) -> Result<Secrets, Vec<String>> {
+    /// Reads exactly `names`. Every missing name, and every value too short to mask safely
+    /// (see [`unsafe_to_mask`]), is returned in the error.
+    pub fn resolve(&self, names: &BTreeSet<String>) -> Result<Secrets, SecretProblems> {
         let mut values = BTreeMap::new();
-        let mut missing = Vec::new();
+        let mut problems = SecretProblems::default();
         for n in names {
             match self.get(n) {
-                Some(v) => {
-                    values.insert(n.clone(), v);
-                }
-                None => missing.push(n.clone()),
+                Some(v) => match unsafe_to_mask(&v) {
+                    Some(why) => problems.unmaskable.push((n.clone(), why)),
+                    None => {
+                        values.insert(n.clone(), v);
+                    }
+                },
+                None => problems.missing.push(n.clone()),
             }
         }
-        if missing.is_empty() {
+        if problems.is_empty() {
             Ok(Secrets::new(values))
         } else {
-            Err(missing)
+            Err(problems)
         }
+    }
+}
+
+/// Why the secrets of a run could not be resolved: names not provided anywhere, and values that
+/// cannot be masked safely (name and reason; never the value).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretProblems {
+    pub missing: Vec<String>,
+    pub unmaskable: Vec<(String, String)>,
+}
+
+impl SecretProblems {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.unmaskable.is_empty()
+    }
+}
+
+impl std::fmt::Display for SecretProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        if !self.missing.is_empty() {
+            write!(f, "missing secrets: {}", self.missing.join(", "))?;
+            first = false;
+        }
+        for (name, why) in &self.unmaskable {
+            if !first {
+                f.write_str("; ")?;
+            }
+            write!(f, "secret {name} is refused: {why}")?;
+            first = false;
+        }
+        Ok(())
     }
 }
 
@@ -146,6 +182,27 @@ pub struct Secrets {
     redactor: Redactor,
 }
 
+/// The shortest secret value fm accepts. Masking replaces a secret wherever it stands as a whole
+/// value or a whole token; a shorter value occurs by chance in ordinary text too often for either
+/// masking it there (corrupting the text) or leaving it (leaking it) to be acceptable.
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// Why a secret value cannot be masked safely, if it cannot. The value itself is never part of
+/// the message.
+pub fn unsafe_to_mask(value: &str) -> Option<String> {
+    let n = value.chars().count();
+    if value.trim().is_empty() {
+        Some("its value is empty".to_owned())
+    } else if n < MIN_SECRET_CHARS {
+        Some(format!(
+            "its value is {n} character{} long: fm masks secrets in everything it prints and records, and a value shorter than {MIN_SECRET_CHARS} characters cannot be told apart from ordinary text",
+            if n == 1 { "" } else { "s" }
+        ))
+    } else {
+        None
+    }
+}
+
 impl Secrets {
     pub fn new(values: BTreeMap<String, String>) -> Self {
         let redactor = Redactor::new(values.values().cloned());
@@ -161,7 +218,9 @@ impl Secrets {
     }
 }
 
-/// Replaces secret values with `***`.
+/// Replaces secret values with `***`: a string that is a secret, and every occurrence of a
+/// secret that stands as a whole token (not inside a longer word: a secret `dep` leaves
+/// `deploy` alone). Adjacent secrets (`{{secrets.A}}{{secrets.B}}`) are masked together.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     /// Longest first, so a secret containing another is masked whole.
@@ -169,6 +228,12 @@ pub struct Redactor {
 }
 
 pub const MASK: &str = "***";
+
+/// Characters that continue a word: a secret bordered by one of these on a side where the
+/// secret itself starts (or ends) with one is part of a longer token, not a token of its own.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
 
 impl Redactor {
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
@@ -182,14 +247,77 @@ impl Redactor {
         self.needles.is_empty()
     }
 
-    pub fn redact_str(&self, s: &str) -> String {
-        let mut out = s.to_owned();
+    /// The byte ranges of `s` to mask, sorted and disjoint.
+    fn spans(&self, s: &str) -> Vec<(usize, usize)> {
+        // Every occurrence of every secret, longest secrets first so that an overlap keeps the
+        // longer one.
+        let mut found: Vec<(usize, usize)> = Vec::new();
         for n in &self.needles {
-            if out.contains(n.as_str()) {
-                out = out.replace(n.as_str(), MASK);
+            for (at, m) in s.match_indices(n.as_str()) {
+                let span = (at, at + m.len());
+                if !found.iter().any(|&(a, b)| span.0 < b && a < span.1) {
+                    found.push(span);
+                }
             }
         }
+        if found.is_empty() {
+            return found;
+        }
+        found.sort_unstable();
+        // An occurrence is masked when both its ends are token boundaries: the string's edge or
+        // a non-word character on either side of the edge. Occurrences that touch end to end
+        // within a word (`{{secrets.A}}{{secrets.B}}`) form one token: masked together when
+        // the outer ends of the whole group are boundaries.
+        let boundary = |at: usize| -> bool {
+            match (s[..at].chars().next_back(), s[at..].chars().next()) {
+                (Some(b), Some(a)) => !is_word_char(b) || !is_word_char(a),
+                _ => true,
+            }
+        };
+        let mut masked: Vec<(usize, usize)> = Vec::new();
+        let mut group: Vec<(usize, usize)> = Vec::new();
+        let flush = |group: &mut Vec<(usize, usize)>, masked: &mut Vec<(usize, usize)>| {
+            if let (Some(first), Some(last)) = (group.first(), group.last()) {
+                if boundary(first.0) && boundary(last.1) {
+                    masked.append(group);
+                }
+            }
+            group.clear();
+        };
+        for span in found {
+            let joined = group
+                .last()
+                .is_some_and(|last| last.1 == span.0 && !boundary(span.0));
+            if !joined {
+                flush(&mut group, &mut masked);
+            }
+            group.push(span);
+        }
+        flush(&mut group, &mut masked);
+        masked
+    }
+
+    pub fn redact_str(&self, s: &str) -> String {
+        if self.needles.is_empty() {
+            return s.to_owned();
+        }
+        let spans = self.spans(s);
+        if spans.is_empty() {
+            return s.to_owned();
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut last = 0;
+        for (a, b) in spans {
+            out.push_str(&s[last..a]);
+            out.push_str(MASK);
+            last = b;
+        }
+        out.push_str(&s[last..]);
         out
+    }
+
+    fn needs_redaction(&self, s: &str) -> bool {
+        self.needles.iter().any(|n| s.contains(n.as_str())) && !self.spans(s).is_empty()
     }
 
     /// Redacts in place every string (and object key) inside a value.
@@ -198,15 +326,12 @@ impl Redactor {
             return;
         }
         match v {
-            Value::String(s) if self.needles.iter().any(|n| s.contains(n.as_str())) => {
+            Value::String(s) if self.needs_redaction(s) => {
                 *s = self.redact_str(s);
             }
             Value::Array(items) => items.iter_mut().for_each(|i| self.redact_value(i)),
             Value::Object(map) => {
-                if map
-                    .keys()
-                    .any(|k| self.needles.iter().any(|n| k.contains(n.as_str())))
-                {
+                if map.keys().any(|k| self.needs_redaction(k)) {
                     let old = std::mem::take(map);
                     for (k, mut val) in old {
                         self.redact_value(&mut val);
@@ -246,12 +371,60 @@ mod tests {
 
     #[test]
     fn redacts_nested_values_and_keys() {
-        let r = Redactor::new(["tok-123".to_owned(), "tok".to_owned()]);
-        let mut v = serde_json::json!({"h": "Bearer tok-123", "l": ["x tok y"], "tok-123": 1});
+        let r = Redactor::new(["tok-1234567".to_owned(), "tok-1234".to_owned()]);
+        let mut v =
+            serde_json::json!({"h": "Bearer tok-1234567", "l": ["x tok-1234 y"], "tok-1234567": 1});
         r.redact_value(&mut v);
         assert_eq!(
             v,
             serde_json::json!({"h": "Bearer ***", "l": ["x *** y"], "***": 1})
         );
+    }
+
+    #[test]
+    fn masking_never_corrupts_keys_or_words() {
+        let r = Redactor::new(["deploy01".to_owned(), "message1".to_owned()]);
+        let mut v = serde_json::json!({
+            "message1x": "https://deploy01x.internal/deploy01/v1",
+            "url": "https://deploy01.internal",
+            "list": ["deploy01", "redeploy01", "deploy012", "a_deploy01"],
+        });
+        r.redact_value(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "message1x": "https://deploy01x.internal/***/v1",
+                "url": "https://***.internal",
+                "list": ["***", "redeploy01", "deploy012", "a_deploy01"],
+            })
+        );
+    }
+
+    #[test]
+    fn adjacent_secrets_are_masked_together() {
+        let r = Redactor::new(["userABCD".to_owned(), "passWXYZ".to_owned()]);
+        assert_eq!(r.redact_str("userABCDpassWXYZ"), "******");
+        assert_eq!(r.redact_str("auth=userABCDpassWXYZ;"), "auth=******;");
+        // A secret whose own edge is not a word character is a token of its own there.
+        let r = Redactor::new(["/hooks/T0/B0".to_owned()]);
+        assert_eq!(r.redact_str("https://x/hooks/T0/B0"), "https://x***");
+    }
+
+    #[test]
+    fn short_and_empty_secrets_are_refused_with_the_reason() {
+        let mut src = SecretSource::empty();
+        src.set("E", "e");
+        src.set("EMPTY", "");
+        src.set("OK", "long-enough-value");
+        let names: BTreeSet<String> = ["E", "EMPTY", "OK", "GONE"].map(String::from).into();
+        let err = src.resolve(&names).err().unwrap_or_default();
+        assert_eq!(err.missing, vec!["GONE".to_owned()]);
+        let refused: Vec<&str> = err.unmaskable.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(refused, ["E", "EMPTY"]);
+        let text = err.to_string();
+        assert!(text.contains("1 character long"), "{text}");
+        assert!(text.contains("empty"), "{text}");
+        let names: BTreeSet<String> = ["OK".to_owned()].into();
+        assert!(src.resolve(&names).is_ok());
     }
 }

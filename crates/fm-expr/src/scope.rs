@@ -43,8 +43,20 @@ impl StageField {
     }
 }
 
-/// The fields `execution.<field>` accepts.
-pub const EXECUTION_FIELDS: [&str; 4] = ["id", "pipeline", "started_at", "duration_ms"];
+/// The fields `execution.<field>` accepts. `status`, `error`, `outcome` and `outcome_reason`
+/// are known when the run ends (the pipeline's `outcome` and `output` read them); while it runs
+/// they are `running`, none, none, none.
+pub const EXECUTION_FIELDS: [&str; 9] = [
+    "id",
+    "pipeline",
+    "started_at",
+    "duration_ms",
+    "dry_run",
+    "status",
+    "error",
+    "outcome",
+    "outcome_reason",
+];
 
 /// The first step of a path, as the evaluator asks the scope for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +69,7 @@ pub enum Root<'a> {
     Secret(&'a str),
     /// `env.<NAME>`
     Env(&'a str),
-    /// `execution.<field>`: id, pipeline, started_at, duration_ms.
+    /// `execution.<field>`: one of [`EXECUTION_FIELDS`].
     Execution(&'a str),
 }
 

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
     pub shutdown_deadline: Duration,
+    /// After a run is stopped once a remediation may have acted: how long its catch and finally
+    /// stages get to tell people.
+    pub cleanup_timeout: Duration,
     pub flapping: Flapping,
     pub pipelines: Vec<PipelineEntry>,
     pub triggers: Vec<Trigger>,
@@ -78,31 +81,68 @@ pub struct Trigger {
 }
 
 pub fn load(path: &Path) -> Result<ServerConfig, Vec<Problem>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    match read(path) {
+        (Some(c), problems) if problems.is_empty() => Ok(c),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// The config file's text (kept to locate problems in it).
+pub fn read_text(path: &Path) -> Result<String, Vec<Problem>> {
+    std::fs::read_to_string(path).map_err(|e| {
         vec![Problem::new(
             "unreadable",
             "$",
             format!("cannot read {}: {e}", path.display()),
         )]
-    })?;
+    })
+}
+
+/// Reads the file: the config (with defaults where a value is wrong) and every problem found,
+/// located. No config at all when the file cannot be read or is not TOML.
+pub fn read(path: &Path) -> (Option<ServerConfig>, Vec<Problem>) {
+    let text = match read_text(path) {
+        Ok(t) => t,
+        Err(problems) => return (None, problems),
+    };
     let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, base)
+    let (config, mut problems) = parse_all(&text, base);
+    crate::config_locate::locate_all(&text, &mut problems);
+    (config, problems)
 }
 
 pub fn parse(text: &str, base: &Path) -> Result<ServerConfig, Vec<Problem>> {
-    let doc: Value = toml::from_str::<Value>(text).map_err(|e| {
-        vec![Problem::new(
-            "syntax",
-            "$",
-            format!("TOML syntax error: {e}"),
-        )]
-    })?;
+    match parse_all(text, base) {
+        (Some(c), problems) if problems.is_empty() => Ok(c),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// Every problem of the text, and the config read with defaults in place of wrong values (so
+/// that the server's own checks can report theirs in the same pass).
+pub fn parse_all(text: &str, base: &Path) -> (Option<ServerConfig>, Vec<Problem>) {
+    let doc: Value = match toml::from_str::<Value>(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let mut p = Problem::new("syntax", "$", format!("TOML syntax error: {}", e.message()))
+                .with_hint("see https://toml.io for the syntax");
+            if let Some(span) = e.span() {
+                let (line, column) = crate::config_locate::position(text, span.start);
+                p.line = Some(line);
+                p.column = Some(column);
+            }
+            return (None, vec![p]);
+        }
+    };
     let Value::Object(top) = &doc else {
-        return Err(vec![Problem::new(
-            "wrong_type",
-            "$",
-            "the config must be a TOML table",
-        )]);
+        return (
+            None,
+            vec![Problem::new(
+                "wrong_type",
+                "$",
+                "the config must be a TOML table",
+            )],
+        );
     };
     let no_ids = HashSet::new();
     let mut cx = CompileCx::new(&no_ids);
@@ -126,6 +166,11 @@ pub fn parse(text: &str, base: &Path) -> Result<ServerConfig, Vec<Problem>> {
     let allowed_hosts = strings(&mut r, "allowed_hosts");
     let max_body_bytes = r.u64("max_body_bytes", &[]).unwrap_or(1 << 20) as usize;
     let shutdown_deadline = duration(&mut r, "shutdown_deadline", Duration::from_secs(30));
+    let cleanup_timeout = duration(
+        &mut r,
+        "cleanup_timeout",
+        fm_core::exec::DEFAULT_CLEANUP_TIMEOUT,
+    );
     let flapping = match r.object("flapping", &[]) {
         Some(mut f) => {
             let max_alerts = f.u64("max_alerts", &[]).unwrap_or(3) as u32;
@@ -228,10 +273,7 @@ pub fn parse(text: &str, base: &Path) -> Result<ServerConfig, Vec<Problem>> {
             "add [[pipelines]] name = \"devops-incident-response\" file = \"pipelines/devops-incident-response.pipeline.json\"",
         ));
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(ServerConfig {
+    let config = ServerConfig {
         listen,
         store,
         concurrency,
@@ -242,10 +284,12 @@ pub fn parse(text: &str, base: &Path) -> Result<ServerConfig, Vec<Problem>> {
         allowed_hosts,
         max_body_bytes,
         shutdown_deadline,
+        cleanup_timeout,
         flapping,
         pipelines,
         triggers,
-    })
+    };
+    (Some(config), problems)
 }
 
 fn strings(r: &mut ConfigReader<'_, '_>, key: &'static str) -> Vec<String> {

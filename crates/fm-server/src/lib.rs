@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod config;
+pub mod config_locate;
 pub mod intake;
 pub mod metrics;
 pub mod recorder;
@@ -13,4 +14,7 @@ pub mod state;
 pub mod webhooks;
 pub mod worker;
 
-pub use serve::{run_until_signal, start, start_from_file, Running, StartError};
+pub use serve::{
+    check, check_file, launch, run_until_signal, start, start_from_file, Checked, Running,
+    StartError,
+};

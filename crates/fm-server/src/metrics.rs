@@ -19,7 +19,7 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         RUNS_TOTAL,
         "counter",
-        "Runs finished, by pipeline and outcome.",
+        "Runs finished, by pipeline, status and outcome (the pipeline's declared outcome, or none).",
     ),
     (
         STAGE_DURATION,

@@ -59,12 +59,65 @@ impl Running {
     }
 }
 
-/// Validates everything, opens the store, compiles the pipelines, binds, and starts the workers.
-pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
+/// What the server checked before starting: the config, its secrets, the compiled pipelines.
+pub struct Checked {
+    config: ServerConfig,
+    secrets: SecretSource,
+    api_tokens: Vec<String>,
+    signing_secrets: Vec<Vec<String>>,
+    addr: SocketAddr,
+    pipelines: HashMap<String, Arc<fm_core::Pipeline>>,
+}
+
+/// Reads and checks `fm.toml` in one pass: the file's own problems and those of what it names
+/// (secrets, pipelines, the model for the stages its triggers can reach), all of them, located
+/// in the file they are in.
+pub fn check_file(path: &Path) -> Result<Checked, Vec<Problem>> {
+    let (config, mut problems) = crate::config::read(path);
+    let Some(config) = config else {
+        return Err(problems);
+    };
+    match check(config) {
+        Ok(checked) if problems.is_empty() => Ok(checked),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            let mut more = more;
+            if let Ok(text) = crate::config::read_text(path) {
+                crate::config_locate::locate_all(&text, &mut more);
+            }
+            problems.extend(more);
+            Err(problems)
+        }
+    }
+}
+
+/// Every check that needs no network: secrets, the listen address, the pipelines compiled (with
+/// outbound requests restricted to allowed_hosts), the components' pre-flight. All problems.
+pub fn check(config: ServerConfig) -> Result<Checked, Vec<Problem>> {
     let mut problems = Vec::new();
     let secrets = match &config.secrets_file {
-        Some(f) => SecretSource::from_file(f).map_err(|e| StartError::Other(e.to_string()))?,
+        Some(f) => match SecretSource::from_file(f) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(
+                    Problem::new("unreadable", "secrets_file", e.to_string())
+                        .with_hint("a JSON object of NAME: value, or KEY=value lines"),
+                );
+                SecretSource::from_env()
+            }
+        },
         None => SecretSource::from_env(),
+    };
+    let secret_hint = |n: &str| {
+        match &config.secrets_file {
+        Some(f) => format!(
+            "put {n} in the secrets file ({}) or the server's environment",
+            f.display()
+        ),
+        None => format!(
+            "put {n} in a secrets file named by `secrets_file` in the config, or in the server's environment"
+        ),
+    }
     };
     let lookup =
         |names: &[String], what: &str, path: &str, problems: &mut Vec<Problem>| -> Vec<String> {
@@ -79,7 +132,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
                                 path,
                                 format!("{what} secret '{n}' is not provided"),
                             )
-                            .with_hint(format!("put {n} in the secrets file or the environment")),
+                            .with_hint(secret_hint(n)),
                         );
                     }
                     v
@@ -123,24 +176,26 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
         );
     }
 
-    // Pipelines: compiled once, with outbound requests restricted to allowed_hosts.
+    // Pipelines: compiled once, with outbound requests restricted to allowed_hosts. The model
+    // settings are read like the pipelines' secrets: secrets file, then environment.
     let allow = if config.allowed_hosts.is_empty() {
         fm_components::http::allow::HostAllowlist::any()
     } else {
         fm_components::http::allow::HostAllowlist::only(config.allowed_hosts.clone())
     };
     let registry =
-        fm_components::registry_with_options(fm_components::LlmEnv::from_process_env(), allow);
+        fm_components::registry_with_options(fm_components::LlmEnv::from_secrets(&secrets), allow);
     let check = |n: &str| secrets.has(n);
     let mut pipelines = HashMap::new();
     for (i, entry) in config.pipelines.iter().enumerate() {
+        let shown = entry.file.display().to_string();
         let source = match Source::read(&entry.file) {
             Ok(s) => s,
             Err(e) => {
                 problems.push(Problem::new(
                     "unreadable",
                     format!("pipelines[{i}].file"),
-                    format!("cannot read {}: {e}", entry.file.display()),
+                    format!("cannot read {shown}: {e}"),
                 ));
                 continue;
             }
@@ -151,28 +206,98 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
         };
         match fm_core::load(&source, &opts) {
             Ok(p) => {
-                // A server checks every stage, routed or not: better refused at start than at 3 a.m.
-                for (stage, m) in fm_core::exec::preflight_failures(&p, true) {
-                    problems.push(Problem::new(
-                        "preflight",
-                        format!("pipelines[{i}]"),
-                        format!("pipeline '{}', stage '{stage}': {m}", entry.name),
-                    ));
+                for name in &p.secrets {
+                    let why = secrets
+                        .get(name)
+                        .and_then(|v| fm_core::secrets::unsafe_to_mask(&v));
+                    if let Some(why) = why {
+                        problems.push(
+                            Problem::new(
+                                "unsafe_secret",
+                                format!("pipelines[{i}]"),
+                                format!("pipeline '{}': secret {name} is refused: {why}", entry.name),
+                            )
+                            .with_hint("use the real credential; fm refuses values it cannot mask in its output"),
+                        );
+                    }
+                }
+                for (stage, m) in preflight_for_triggers(&p, &entry.name, &config) {
+                    problems.push(
+                        Problem::new(
+                            "preflight",
+                            format!("pipelines[{i}]"),
+                            format!("pipeline '{}', stage '{stage}': {m}", entry.name),
+                        )
+                        .with_hint(
+                            "configure the model (OPENAI_API_KEY / ANTHROPIC_API_KEY, in secrets_file or the environment), or set input_defaults.analysis_mode = \"rules_only\" on every trigger of this pipeline",
+                        ),
+                    );
                 }
                 pipelines.insert(entry.name.clone(), Arc::new(p));
             }
             Err(ps) => {
                 for mut p in ps {
-                    p.message = format!("{}: {}", entry.file.display(), p.message);
-                    problems.push(p);
+                    if let Some(name) = fm_core::model::compile::missing_secret_name(&p) {
+                        p.hint = Some(secret_hint(name));
+                    }
+                    problems.push(p.in_file(shown.clone()));
                 }
             }
         }
     }
     if !problems.is_empty() {
-        return Err(StartError::Problems(problems));
+        return Err(problems);
     }
+    Ok(Checked {
+        config,
+        secrets,
+        api_tokens,
+        signing_secrets,
+        addr,
+        pipelines,
+    })
+}
 
+/// The pre-flight problems of a pipeline, for the stages its runs can reach: a trigger's
+/// `input_defaults` fix part of the input (`analysis_mode = "rules_only"` leaves the model
+/// stages out). A pipeline no trigger starts (runs through the API only) is checked whole. The
+/// stages left out are named in the log: an API run that reaches one fails that stage.
+fn preflight_for_triggers(
+    p: &fm_core::Pipeline,
+    name: &str,
+    config: &ServerConfig,
+) -> Vec<(String, String)> {
+    let inputs: Vec<serde_json::Value> = config
+        .triggers
+        .iter()
+        .filter(|t| t.pipeline == name)
+        .map(|t| serde_json::Value::Object(t.input_defaults.clone()))
+        .collect();
+    let needed = fm_core::exec::preflight_failures_for_inputs(p, &inputs);
+    for (stage, m) in fm_core::exec::preflight_failures(p, true) {
+        if !needed.iter().any(|(s, _)| *s == stage) {
+            tracing::warn!(pipeline = %name, %stage, problem = %m, "no trigger's runs reach this stage; a run started through the API that does will fail it");
+        }
+    }
+    needed
+}
+
+/// Validates everything, opens the store, compiles the pipelines, binds, and starts the workers.
+pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
+    let checked = check(config).map_err(StartError::Problems)?;
+    launch(checked).await
+}
+
+/// Starts a checked server: opens the store, binds, starts the workers.
+pub async fn launch(checked: Checked) -> Result<Running, StartError> {
+    let Checked {
+        config,
+        secrets,
+        api_tokens,
+        signing_secrets,
+        addr,
+        pipelines,
+    } = checked;
     let options = fm_store::StoreOptions {
         connections: Some(config.store_connections),
     };
@@ -204,9 +329,11 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
         work_ready: Notify::new(),
         shutting_down: AtomicBool::new(false),
         in_flight: std::sync::Mutex::new(HashMap::new()),
+        cancels: std::sync::Mutex::new(HashMap::new()),
     });
     let stop = Arc::new(Notify::new());
     let app = crate::routes::router(state.clone());
+    let cancel_dispatch = crate::worker::spawn_cancel_dispatch(state.clone());
     let workers = crate::worker::spawn_workers(state.clone(), concurrency);
     let done = {
         let state = state.clone();
@@ -243,6 +370,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
             }
             http_stop.notify_one();
             let _ = http.await;
+            cancel_dispatch.abort();
             state.store.close().await;
         })
     };
@@ -257,13 +385,12 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
 
 /// Loads `fm.toml` and starts.
 pub async fn start_from_file(path: &Path) -> Result<Running, StartError> {
-    let config = crate::config::load(path).map_err(StartError::Problems)?;
-    start(config).await
+    launch(check_file(path).map_err(StartError::Problems)?).await
 }
 
 /// For the binary: starts, then shuts down gracefully on SIGTERM or Ctrl-C.
-pub async fn run_until_signal(config: ServerConfig) -> Result<(), StartError> {
-    let running = start(config).await?;
+pub async fn run_until_signal(checked: Checked) -> Result<(), StartError> {
+    let running = launch(checked).await?;
     let stopper = running.stopper();
     tokio::spawn(async move {
         wait_for_signal().await;

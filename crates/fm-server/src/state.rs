@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use fm_core::{Pipeline, SecretSource};
+use fm_core::{CancelSignal, Pipeline, SecretSource};
 use fm_store::RunStore;
 use tokio::sync::Notify;
 
@@ -31,6 +31,9 @@ pub struct AppState {
     /// Runs executing here, by run id, with the worker holding each lease: handed back to the
     /// queue if shutdown's deadline passes before they finish.
     pub in_flight: std::sync::Mutex<HashMap<String, String>>,
+    /// The cancel signals of the runs executing here, by run id: a cancel request reaches its
+    /// run at once (see `worker::spawn_cancel_dispatch`).
+    pub cancels: std::sync::Mutex<HashMap<String, CancelSignal>>,
 }
 
 impl AppState {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fm_core::durability::BudgetLedger;
 use fm_core::events::{Event, EventKind, EventSink};
-use fm_core::{CancelSignal, ErrorKind, RunOptions};
+use fm_core::{CancelRequest, CancelSignal, ErrorKind, RunOptions};
 use fm_store::{leased_journal, ClaimedRun};
 
 use crate::metrics::{
@@ -116,10 +116,16 @@ impl EventSink for StoreSink {
                         .inc(BUDGET_REFUSALS_TOTAL, &[("stage", stage)]);
                 }
             }
-            EventKind::RunFinished { status, .. } => {
+            EventKind::RunFinished {
+                status, outcome, ..
+            } => {
                 self.state.metrics.inc(
                     RUNS_TOTAL,
-                    &[("pipeline", &self.pipeline), ("outcome", status.as_str())],
+                    &[
+                        ("pipeline", &self.pipeline),
+                        ("status", status.as_str()),
+                        ("outcome", outcome.as_deref().unwrap_or("none")),
+                    ],
                 );
             }
             _ => {}
@@ -154,10 +160,19 @@ async fn execute(state: &Shared, worker_id: &str, run: ClaimedRun) {
         remediations,
     };
 
+    // Registered before the cancel flag is read, so a request made in between is not missed.
     let cancel = CancelSignal::new();
-    if run.cancel_requested {
-        cancel.cancel();
+    if let Ok(mut m) = state.cancels.lock() {
+        m.insert(run.id.clone(), cancel.clone());
     }
+    if run.cancel_requested {
+        cancel_from_store(state, &run.id, &cancel).await;
+    }
+    let watcher = tokio::spawn(watch_for_cancel(
+        state.clone(),
+        run.id.clone(),
+        cancel.clone(),
+    ));
     let lease_lost = Arc::new(Mutex::new(false));
     let heartbeat = {
         let state = state.clone();
@@ -180,18 +195,15 @@ async fn execute(state: &Shared, worker_id: &str, run: ClaimedRun) {
                         if let Ok(mut l) = lost.lock() {
                             *l = true;
                         }
-                        cancel.cancel();
+                        // The new owner resumes the run (and its catch and finally stages):
+                        // nothing more runs here, cleanup included.
+                        cancel.cancel_with(CancelRequest::because(
+                            "the lease was lost to another worker",
+                        ));
+                        cancel.abandon_cleanup();
                         return;
                     }
                     Err(e) => tracing::warn!(run = %run_id, error = %e, "heartbeat failed"),
-                }
-                if state
-                    .store
-                    .is_cancel_requested(&run_id)
-                    .await
-                    .unwrap_or(false)
-                {
-                    cancel.cancel();
                 }
             }
         })
@@ -204,6 +216,7 @@ async fn execute(state: &Shared, worker_id: &str, run: ClaimedRun) {
                 run_id: Some(run.id.clone()),
                 concurrency: fm_core::exec::DEFAULT_CONCURRENCY,
                 timeout: None,
+                cleanup_timeout: state.config.cleanup_timeout,
                 dry_run: run.dry_run,
                 artifacts_dir: Some(std::path::PathBuf::from(".fm").join("runs").join(&run.id)),
                 cancel: cancel.clone(),
@@ -219,6 +232,10 @@ async fn execute(state: &Shared, worker_id: &str, run: ClaimedRun) {
         }
     };
     heartbeat.abort();
+    watcher.abort();
+    if let Ok(mut m) = state.cancels.lock() {
+        m.remove(&run.id);
+    }
     drop(sink);
     writer.flush().await;
     let lost = lease_lost.lock().map(|l| *l).unwrap_or(false);
@@ -238,4 +255,58 @@ async fn execute(state: &Shared, worker_id: &str, run: ClaimedRun) {
         m.remove(&run.id);
     }
     state.metrics.add(RUNS_IN_PROGRESS, &[], -1.0);
+}
+
+/// How often a running run's cancel flag is read, besides the notifications: a request that a
+/// notification missed (another process on SQLite, a PostgreSQL connection being re-made)
+/// still stops the run within this time.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+/// Cancels the run when its cancel is requested: announced by the store (at once) or found by
+/// polling its flag.
+async fn watch_for_cancel(state: Shared, run_id: String, cancel: CancelSignal) {
+    loop {
+        tokio::time::sleep(CANCEL_POLL).await;
+        match state.store.cancel_request(&run_id).await {
+            Ok(Some(request)) => {
+                tracing::info!(run = %run_id, reason = %request.reason, "cancel requested");
+                cancel.cancel_with(request);
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(run = %run_id, error = %e, "reading the cancel flag failed"),
+        }
+    }
+}
+
+/// Reads the run's cancel request (reason, outcome) and cancels with it.
+async fn cancel_from_store(state: &Shared, run_id: &str, cancel: &CancelSignal) {
+    let request = match state.store.cancel_request(run_id).await {
+        Ok(Some(r)) => r,
+        _ => CancelRequest::because("cancel requested"),
+    };
+    tracing::info!(run = %run_id, reason = %request.reason, "cancel requested");
+    cancel.cancel_with(request);
+}
+
+/// One task per server: forwards the store's cancel announcements to the runs executing here.
+pub fn spawn_cancel_dispatch(state: Shared) -> tokio::task::JoinHandle<()> {
+    let mut heard = state.store.cancel_notifications();
+    tokio::spawn(async move {
+        loop {
+            let run_id = match heard.recv().await {
+                Ok(id) => id,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let signal = state
+                .cancels
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&run_id).cloned());
+            if let Some(cancel) = signal {
+                cancel_from_store(&state, &run_id, &cancel).await;
+            }
+        }
+    })
 }

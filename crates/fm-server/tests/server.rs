@@ -318,7 +318,9 @@ async fn repeated_alerts_attach_to_the_active_run_and_flapping_is_flagged() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("fm_runs_total{pipeline=\"incident\",outcome=\"succeeded\"} 2"),
+        metrics.contains(
+            "fm_runs_total{pipeline=\"incident\",status=\"succeeded\",outcome=\"none\"} 2"
+        ),
         "{metrics}"
     );
     assert!(metrics.contains("fm_stage_duration_seconds_bucket"));

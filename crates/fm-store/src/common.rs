@@ -404,7 +404,8 @@ pub(crate) const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS fm_sch
 )";
 
 pub(crate) const RUN_COLS: &str = "id, pipeline, status, service, dedup_key, source, dry_run, \
-     created_at, started_at, finished_at, claims, attached_alerts, cancel_requested, error";
+     created_at, started_at, finished_at, claims, attached_alerts, cancel_requested, error, \
+     outcome, outcome_reason";
 
 pub(crate) const INSERT_RUN: &str = "INSERT INTO fm_runs \
      (id, pipeline, status, input, service, dedup_key, source, dry_run, created_at, started_at, \
@@ -521,7 +522,20 @@ pub(crate) const JOURNAL_END: &str = "INSERT INTO fm_stage_journal \
 
 pub(crate) const FINISH_RUN: &str = "UPDATE fm_runs SET status = $2, output = $3, error = $4, \
      record = $5, finished_at = $6, started_at = COALESCE(started_at, $6), lease_owner = NULL, \
-     lease_expires_at = NULL WHERE id = $1 AND status IN ('queued', 'running')";
+     lease_expires_at = NULL, outcome = $7, outcome_reason = $8 \
+     WHERE id = $1 AND status IN ('queued', 'running')";
+
+/// `$1` run, `$2` error, `$3` now, `$4` outcome, `$5` outcome reason, `$6` cancel reason: a
+/// queued run cancelled, never to start.
+pub(crate) const CANCEL_QUEUED: &str = "UPDATE fm_runs SET status = 'cancelled', \
+     cancel_requested = TRUE, error = $2, finished_at = $3, outcome = $4, \
+     outcome_reason = $5, cancel_reason = $6, cancel_outcome = $4 WHERE id = $1";
+
+/// `$1` run, `$2` reason, `$3` outcome: the first request's reason and outcome are kept.
+pub(crate) const CANCEL_RUNNING: &str = "UPDATE fm_runs SET cancel_requested = TRUE, \
+     cancel_reason = COALESCE(cancel_reason, $2), \
+     cancel_outcome = CASE WHEN cancel_reason IS NULL THEN $3 ELSE cancel_outcome END \
+     WHERE id = $1";
 
 pub(crate) const BUDGET_COUNT: &str =
     "SELECT COUNT(*) FROM fm_budget_uses WHERE key = $1 AND used_at > $2";
@@ -554,6 +568,11 @@ pub(crate) fn list_query(
             " AND status = $?",
             Bind::Text(s.as_str().to_owned()),
         );
+    }
+    match filter.outcome.as_deref() {
+        None => {}
+        Some("none") => sql.push_str(" AND outcome IS NULL"),
+        Some(o) => push(&mut sql, " AND outcome = $?", Bind::Text(o.to_owned())),
     }
     if let Some(p) = &filter.pipeline {
         push(&mut sql, " AND pipeline = $?", Bind::Text(p.clone()));
@@ -651,6 +670,8 @@ macro_rules! store_impl {
                     attached_alerts: to_u32(i64::from(attached)),
                     cancel_requested: get(row, "cancel_requested", op)?,
                     error,
+                    outcome: get(row, "outcome", op)?,
+                    outcome_reason: get(row, "outcome_reason", op)?,
                 },
                 created_at,
             ))
@@ -679,21 +700,24 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await
                     .map_err(dbe(op))?;
-                let current: Option<i64> =
-                    ::sqlx::query_scalar("SELECT MAX(version) FROM fm_schema_version")
-                        .fetch_one(&mut *tx)
+                let applied: Vec<i64> =
+                    ::sqlx::query_scalar("SELECT version FROM fm_schema_version")
+                        .fetch_all(&mut *tx)
                         .await
                         .map_err(dbe(op))?;
-                let current = current.unwrap_or(0);
                 let known = $crate::migrate::latest();
-                if current > known {
+                let current = applied.iter().copied().max().unwrap_or(0);
+                if let Some(&unknown) = applied
+                    .iter()
+                    .find(|v| !$crate::migrate::MIGRATIONS.iter().any(|m| m.version == **v))
+                {
                     return Err(StoreError::SchemaTooNew {
                         backend: Self::BACKEND,
-                        found: current,
+                        found: unknown.max(current),
                         known,
                     });
                 }
-                for m in $crate::migrate::MIGRATIONS.iter().filter(|m| m.version > current) {
+                for m in $crate::migrate::MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
                     ::sqlx::raw_sql(m.sql(Self::BACKEND))
                         .execute(&mut *tx)
                         .await
@@ -1208,6 +1232,8 @@ macro_rules! store_impl {
                 let text = json_text(record).map_err(invalid)?;
                 let status = record.status.as_str();
                 let run_id = run_id.to_owned();
+                let outcome = record.outcome.clone();
+                let outcome_reason = record.outcome_reason.clone();
                 self.write(op, move |conn| Box::pin(async move {
                     let r = ::sqlx::query(FINISH_RUN)
                         .bind(&run_id)
@@ -1216,6 +1242,8 @@ macro_rules! store_impl {
                         .bind(error)
                         .bind(text)
                         .bind(now_ms())
+                        .bind(outcome)
+                        .bind(outcome_reason)
                         .execute(&mut *conn)
                         .await
                         .map_err(dbe(op))?;
@@ -1236,49 +1264,104 @@ macro_rules! store_impl {
                 .await
             }
 
-            async fn request_cancel(&self, run_id: &str) -> Result<CancelOutcome, StoreError> {
+            async fn cancel_run(
+                &self,
+                run_id: &str,
+                request: &::fm_core::CancelRequest,
+            ) -> Result<CancelOutcome, StoreError> {
                 let op = "request cancel";
+                let reason = if request.reason.trim().is_empty() {
+                    "cancel requested".to_owned()
+                } else {
+                    request.reason.clone()
+                };
                 let error = json_text(&RunError {
                     stage: None,
                     kind: "cancelled".to_owned(),
-                    message: "cancelled before it started".to_owned(),
+                    message: format!("cancelled before it started ({reason})"),
                 })
                 .map_err(|m| StoreError::Invalid { op, message: m })?;
-                let run_id = run_id.to_owned();
-                self.write(op, move |conn| Box::pin(async move {
+                let outcome = request.outcome.clone();
+                let id = run_id.to_owned();
+                let result = self.write(op, move |conn| Box::pin(async move {
                     let sql = format!("SELECT status FROM fm_runs WHERE id = $1{}", Self::ROW_LOCK);
                     let status: Option<String> = ::sqlx::query_scalar(::sqlx::AssertSqlSafe(sql))
-                        .bind(&run_id)
+                        .bind(&id)
                         .fetch_optional(&mut *conn)
                         .await
                         .map_err(dbe(op))?;
                     Ok(match status.as_deref() {
                         None => CancelOutcome::NotFound,
                         Some("queued") => {
-                            ::sqlx::query(
-                                "UPDATE fm_runs SET status = 'cancelled', cancel_requested = TRUE, \
-                                 error = $2, finished_at = $3 WHERE id = $1",
-                            )
-                            .bind(&run_id)
-                            .bind(error)
-                            .bind(now_ms())
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(dbe(op))?;
-                            CancelOutcome::Cancelled
-                        }
-                        Some("running") => {
-                            ::sqlx::query("UPDATE fm_runs SET cancel_requested = TRUE WHERE id = $1")
-                                .bind(&run_id)
+                            let outcome_reason = outcome.as_ref().map(|_| reason.clone());
+                            ::sqlx::query(CANCEL_QUEUED)
+                                .bind(&id)
+                                .bind(error)
+                                .bind(now_ms())
+                                .bind(&outcome)
+                                .bind(outcome_reason)
+                                .bind(&reason)
                                 .execute(&mut *conn)
                                 .await
                                 .map_err(dbe(op))?;
+                            CancelOutcome::Cancelled
+                        }
+                        Some("running") => {
+                            ::sqlx::query(CANCEL_RUNNING)
+                                .bind(&id)
+                                .bind(&reason)
+                                .bind(&outcome)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(dbe(op))?;
+                            // Delivered to every listening process when the transaction commits.
+                            if let Some(notify) = Self::NOTIFY_CANCEL {
+                                ::sqlx::query(notify)
+                                    .bind(&id)
+                                    .execute(&mut *conn)
+                                    .await
+                                    .map_err(dbe(op))?;
+                            }
                             CancelOutcome::Requested
                         }
                         Some(_) => CancelOutcome::AlreadyFinished,
                     })
                 }))
+                .await?;
+                if result == CancelOutcome::Requested {
+                    // This process's own workers hear it at once, whatever the backend.
+                    let _ = self.cancels.send(run_id.to_owned());
+                }
+                Ok(result)
+            }
+
+            async fn cancel_request(
+                &self,
+                run_id: &str,
+            ) -> Result<Option<::fm_core::CancelRequest>, StoreError> {
+                let op = "read cancel request";
+                let row = ::sqlx::query(
+                    "SELECT cancel_requested, cancel_reason, cancel_outcome FROM fm_runs WHERE id = $1",
+                )
+                .bind(run_id)
+                .fetch_optional(&self.pool)
                 .await
+                .map_err(dbe(op))?;
+                let Some(row) = row else { return Ok(None) };
+                let requested: bool = get(&row, "cancel_requested", op)?;
+                if !requested {
+                    return Ok(None);
+                }
+                let reason: Option<String> = get(&row, "cancel_reason", op)?;
+                Ok(Some(::fm_core::CancelRequest {
+                    reason: reason.unwrap_or_else(|| "cancel requested".to_owned()),
+                    outcome: get(&row, "cancel_outcome", op)?,
+                }))
+            }
+
+            fn cancel_notifications(&self) -> ::tokio::sync::broadcast::Receiver<String> {
+                self.listen_for_cancels();
+                self.cancels.subscribe()
             }
 
             async fn is_cancel_requested(&self, run_id: &str) -> Result<bool, StoreError> {

@@ -183,10 +183,43 @@ pub trait RunStore: StartJournal + BudgetLedger + Send + Sync {
     /// run had already finished (terminal states never change).
     async fn finish_run(&self, run_id: &str, record: &RunRecord) -> Result<bool, StoreError>;
 
-    /// Cancels a queued run at once, or flags a running one for its worker.
-    async fn request_cancel(&self, run_id: &str) -> Result<CancelOutcome, StoreError>;
+    /// Cancels a run. A queued run is cancelled at once and never starts: its outcome is the
+    /// request's (if it has one) and its error says the reason. A running run is flagged; its
+    /// worker hears of it within a second ([`RunStore::cancel_notifications`], or its poll) and
+    /// stops it: if the run had not acted, the request's outcome is recorded; if it had, its
+    /// catch and finally stages get their cleanup time and the pipeline's outcome says what
+    /// happened. The first request's reason and outcome are the ones kept.
+    ///
+    /// A server cancelling a queued run because its incident resolved:
+    /// `cancel_run(id, &CancelRequest::because("the incident resolved before fm acted").with_outcome("resolved_before_action"))`.
+    async fn cancel_run(
+        &self,
+        run_id: &str,
+        request: &fm_core::CancelRequest,
+    ) -> Result<CancelOutcome, StoreError>;
+
+    /// [`RunStore::cancel_run`] through the runs API, without an outcome.
+    async fn request_cancel(&self, run_id: &str) -> Result<CancelOutcome, StoreError> {
+        self.cancel_run(
+            run_id,
+            &fm_core::CancelRequest::because("cancel requested through the API"),
+        )
+        .await
+    }
+
+    /// The cancel request of a run (reason and outcome), if one was made.
+    async fn cancel_request(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<fm_core::CancelRequest>, StoreError>;
 
     async fn is_cancel_requested(&self, run_id: &str) -> Result<bool, StoreError>;
+
+    /// Ids of running runs whose cancel was requested after this call: at once for requests
+    /// made through this store object, and (PostgreSQL, `LISTEN fm_cancel`) from every process
+    /// on the database. Best effort (a notification can be missed while a connection is
+    /// re-established): workers also poll [`RunStore::cancel_request`].
+    fn cancel_notifications(&self) -> tokio::sync::broadcast::Receiver<String>;
 
     /// Budgets: consumes one use of `key` if fewer than `max` were used within `per` before
     /// now, atomically across every process using the store.

@@ -18,7 +18,14 @@ pub const DEFAULT_CONNECTIONS: u32 = 16;
 pub struct PostgresStore {
     pool: PgPool,
     url: String,
+    /// Cancel requests: this process's own, and those heard on `fm_cancel` (see
+    /// `listen_for_cancels`).
+    cancels: tokio::sync::broadcast::Sender<String>,
+    listening: std::sync::Once,
 }
+
+/// The channel cancel requests of running runs are announced on; the payload is the run id.
+const CANCEL_CHANNEL: &str = "fm_cancel";
 
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     CLAIM_TEMPLATE
@@ -29,6 +36,9 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
 impl PostgresStore {
     pub(crate) const BACKEND: &'static str = "postgres";
     pub(crate) const ROW_LOCK: &'static str = " FOR UPDATE";
+    /// Announces a cancel request to every process listening on the database, at commit.
+    pub(crate) const NOTIFY_CANCEL: Option<&'static str> =
+        Some("SELECT pg_notify('fm_cancel', $1)");
 
     /// Connects to `postgres://user:password@host:port/db` and migrates the schema (in the
     /// connection's default schema, normally `public`). TLS is not supported: keep the
@@ -139,6 +149,8 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             url: mask_url(url),
+            cancels: tokio::sync::broadcast::channel(256).0,
+            listening: std::sync::Once::new(),
         })
     }
 
@@ -182,6 +194,48 @@ impl PostgresStore {
                 Err(e)
             }
         }
+    }
+
+    /// Starts (once) the task that listens on `fm_cancel` with a connection of the pool and
+    /// forwards run ids to `cancels`. A lost connection is re-established (a notification sent
+    /// meanwhile is missed: workers poll too); the task ends when the pool is closed.
+    fn listen_for_cancels(&self) {
+        self.listening.call_once(|| {
+            let pool = self.pool.clone();
+            let tx = self.cancels.clone();
+            tokio::spawn(async move {
+                while !pool.is_closed() {
+                    let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await
+                    {
+                        Ok(l) => l,
+                        Err(_) if pool.is_closed() => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot listen for cancel requests; retrying in 1 s");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
+                    if let Err(e) = listener.listen(CANCEL_CHANNEL).await {
+                        tracing::warn!(error = %e, "cannot listen for cancel requests; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    loop {
+                        match listener.recv().await {
+                            Ok(n) => {
+                                let _ = tx.send(n.payload().to_owned());
+                            }
+                            Err(_) if pool.is_closed() => return,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "listening for cancel requests failed; reconnecting");
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        });
     }
 
     /// Nothing to wait for: every write finished with its own call.

@@ -29,6 +29,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Every write of this process goes through it (group commit, see `writer.rs`).
     writer: Writer,
+    /// Cancel requests made through this store, for this process's workers.
+    cancels: tokio::sync::broadcast::Sender<String>,
 }
 
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -41,6 +43,8 @@ impl SqliteStore {
     pub(crate) const BACKEND: &'static str = "sqlite";
     /// SQLite has no row locks: `BEGIN IMMEDIATE` already excludes other writers.
     pub(crate) const ROW_LOCK: &'static str = "";
+    /// No notifications between processes: cancels reach other processes by their poll.
+    pub(crate) const NOTIFY_CANCEL: Option<&'static str> = None;
 
     /// Opens `sqlite://path` (relative to the working directory; `sqlite:///abs/path` for an
     /// absolute one), creating the file and its parent directories, and migrates it. Query
@@ -128,6 +132,7 @@ impl SqliteStore {
             pool,
             path: path.to_owned(),
             writer: Writer::start(writer_conn),
+            cancels: tokio::sync::broadcast::channel(256).0,
         })
     }
 
@@ -190,6 +195,9 @@ impl SqliteStore {
     async fn close_writes(&self) {
         self.writer.close().await;
     }
+
+    /// Requests made through this store are sent to `cancels` directly; nothing to listen to.
+    fn listen_for_cancels(&self) {}
 
     /// Nothing to do: the immediate transaction already excludes every other writer.
     async fn lock_budget(_tx: &mut SqliteConnection, _key: &str) -> Result<(), sqlx::Error> {

@@ -99,6 +99,9 @@ pub enum CancelOutcome {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunFilter {
     pub status: Option<RunStatus>,
+    /// The run's outcome (`escalated`, ...); `none` matches runs without one.
+    #[serde(default)]
+    pub outcome: Option<String>,
     pub pipeline: Option<String>,
     pub service: Option<String>,
     /// 1..=1000; 0 means the default (50).
@@ -134,6 +137,10 @@ pub struct RunSummary {
     pub attached_alerts: u32,
     pub cancel_requested: bool,
     pub error: Option<RunError>,
+    /// What the run achieved in the pipeline's words (`escalated`, `auto_remediated`,
+    /// `resolved_before_action`, ...), when the pipeline declares an outcome or a cancel gave one.
+    pub outcome: Option<String>,
+    pub outcome_reason: Option<String>,
 }
 
 /// A run with everything stored about it.

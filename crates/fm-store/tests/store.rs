@@ -114,6 +114,9 @@ on_both_backends!(
     events_round_trip_in_order,
     cancel_requests,
     settled_stages_stay_settled,
+    outcomes_are_stored_and_filtered,
+    a_cancel_carries_its_reason_and_outcome,
+    cancel_requests_are_announced_at_once,
 );
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -186,6 +189,9 @@ fn record(run_id: &str, status: RunStatus) -> RunRecord {
         input: json!({}),
         output: Some(json!({"resolved": true})),
         error: None,
+        outcome: None,
+        outcome_reason: None,
+        stop: None,
         stages: vec![],
         logs: vec![],
         warnings: vec![],
@@ -195,7 +201,7 @@ fn record(run_id: &str, status: RunStatus) -> RunRecord {
 const LEASE: Duration = Duration::from_secs(30);
 
 /// The number of the newest migration.
-const LATEST_SCHEMA: i64 = 3;
+const LATEST_SCHEMA: i64 = 5;
 
 // ---- the tests -----------------------------------------------------------------------------
 
@@ -904,7 +910,172 @@ async fn settled_stages_stay_settled(db: Arc<Db>) {
     ));
 }
 
+async fn outcomes_are_stored_and_filtered(db: Arc<Db>) {
+    let s = db.open().await;
+    for (id, outcome) in [
+        ("fixed", Some("auto_remediated")),
+        ("paged", Some("escalated")),
+        ("plain", None),
+    ] {
+        s.enqueue_run(new_run(id, "incident")).await.unwrap();
+        s.claim_next("w", LEASE).await.unwrap().unwrap();
+        let mut r = record(id, RunStatus::Succeeded);
+        r.outcome = outcome.map(str::to_owned);
+        r.outcome_reason = outcome.map(|o| format!("because {o}"));
+        s.finish_run(id, &r).await.unwrap();
+    }
+    let by = |outcome: &str| RunFilter {
+        outcome: Some(outcome.to_owned()),
+        ..RunFilter::default()
+    };
+    let page = s.list_runs(&by("escalated")).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, "paged");
+    assert_eq!(page.items[0].outcome.as_deref(), Some("escalated"));
+    assert_eq!(
+        page.items[0].outcome_reason.as_deref(),
+        Some("because escalated")
+    );
+    let none = s.list_runs(&by("none")).await.unwrap();
+    assert_eq!(
+        none.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["plain"]
+    );
+    let shown = s.get_run("fixed").await.unwrap().unwrap();
+    assert_eq!(shown.summary.outcome.as_deref(), Some("auto_remediated"));
+}
+
+async fn a_cancel_carries_its_reason_and_outcome(db: Arc<Db>) {
+    let s = db.open().await;
+    let resolved = fm_core::CancelRequest::because("the incident resolved before fm acted")
+        .with_outcome("resolved_before_action");
+    // Queued: cancelled at once, with the outcome.
+    s.enqueue_run(new_run("queued", "incident")).await.unwrap();
+    assert_eq!(
+        s.cancel_run("queued", &resolved).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let r = s.get_run("queued").await.unwrap().unwrap().summary;
+    assert_eq!(r.status, RunStatus::Cancelled);
+    assert_eq!(r.outcome.as_deref(), Some("resolved_before_action"));
+    assert_eq!(
+        r.outcome_reason.as_deref(),
+        Some("the incident resolved before fm acted")
+    );
+    assert!(r
+        .error
+        .unwrap()
+        .message
+        .contains("resolved before fm acted"));
+    // A plain API cancel of a queued run records no outcome.
+    s.enqueue_run(new_run("plain", "incident")).await.unwrap();
+    s.request_cancel("plain").await.unwrap();
+    assert_eq!(
+        s.get_run("plain").await.unwrap().unwrap().summary.outcome,
+        None
+    );
+
+    // Running: flagged with the first request's reason and outcome.
+    s.enqueue_run(new_run("running", "incident")).await.unwrap();
+    s.claim_next("w", LEASE).await.unwrap().unwrap();
+    assert_eq!(s.cancel_request("running").await.unwrap(), None);
+    assert_eq!(
+        s.cancel_run("running", &resolved).await.unwrap(),
+        CancelOutcome::Requested
+    );
+    s.request_cancel("running").await.unwrap();
+    assert_eq!(s.cancel_request("running").await.unwrap(), Some(resolved));
+    assert_eq!(s.cancel_request("nope").await.unwrap(), None);
+}
+
+async fn cancel_requests_are_announced_at_once(db: Arc<Db>) {
+    let s = db.open().await;
+    // SQLite announces within the process (the store object the server shares); PostgreSQL
+    // to every process on the database (another store object stands for another server).
+    let listener = if db.pg.is_some() {
+        db.open().await
+    } else {
+        s.clone()
+    };
+    let mut heard = listener.cancel_notifications();
+    s.enqueue_run(new_run("running", "incident")).await.unwrap();
+    s.claim_next("w", LEASE).await.unwrap().unwrap();
+    // LISTEN is set up by a task: give it the time to be in place (a notification before is
+    // missed by design, which the workers' poll covers).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let id = loop {
+        s.request_cancel("running").await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(500), heard.recv()).await {
+            Ok(Ok(id)) => break id,
+            _ if std::time::Instant::now() < deadline => continue,
+            other => panic!("no cancel announced within 10 s: {other:?}"),
+        }
+    };
+    assert_eq!(id, "running");
+    // Once listening, the announcement takes milliseconds, not a heartbeat.
+    s.enqueue_run(new_run("second", "incident")).await.unwrap();
+    s.claim_next("w", LEASE).await.unwrap().unwrap();
+    while heard.try_recv().is_ok() {}
+    let asked = std::time::Instant::now();
+    s.request_cancel("second").await.unwrap();
+    let id = loop {
+        let id = tokio::time::timeout(Duration::from_secs(1), heard.recv())
+            .await
+            .expect("the cancel was not announced within a second")
+            .unwrap();
+        if id == "second" {
+            break id;
+        }
+    };
+    assert_eq!(id, "second");
+    assert!(asked.elapsed() < Duration::from_secs(1));
+}
+
 // ---- opening -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn migrations_missing_below_the_newest_are_applied() {
+    // Work merged in another order: a database at version 3 that never applied 2.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fm.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let old = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_init.sql"))
+        .execute(&old)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE fm_schema_version (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         applied_at BIGINT NOT NULL); \
+         INSERT INTO fm_schema_version VALUES (1, 'init', 0), (3, 'lz4_json', 0);",
+    )
+    .execute(&old)
+    .await
+    .unwrap();
+    old.close().await;
+
+    let s = SqliteStore::open_path(&path).await.unwrap();
+    assert_eq!(s.schema_version().await.unwrap(), LATEST_SCHEMA);
+    let index: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'fm_alerts_firing'",
+    )
+    .fetch_optional(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        index.as_deref(),
+        Some("fm_alerts_firing"),
+        "version 2 applied"
+    );
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM fm_schema_version ORDER BY version")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 2, 3, 5]);
+}
 
 #[tokio::test]
 async fn a_version_1_database_is_upgraded_in_place() {

@@ -47,8 +47,12 @@ pub enum RunsCommand {
     List {
         #[arg(long, default_value = fm_store::DEFAULT_URL, env = "FM_STORE")]
         store: String,
+        /// queued, running, succeeded, failed, timed_out or cancelled.
         #[arg(long)]
         status: Option<String>,
+        /// The run's outcome as its pipeline declares it (escalated, auto_remediated, ...); `none` for runs without one.
+        #[arg(long)]
+        outcome: Option<String>,
         #[arg(long)]
         pipeline: Option<String>,
         #[arg(long)]
@@ -86,6 +90,9 @@ pub struct RunArgs {
     /// Time limit for the whole run, e.g. 90s, 5m, 1500ms.
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// When the run is stopped (Ctrl-C, SIGTERM, --timeout) after a remediation may have acted: how long its catch and finally stages get to tell people.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub cleanup_timeout: std::time::Duration,
     /// Most stages executing at once.
     #[arg(long, default_value_t = fm_core::exec::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
@@ -95,8 +102,7 @@ pub struct RunArgs {
     /// Stream every event as a JSON line on stdout.
     #[arg(long)]
     pub events: bool,
-    /// Send read-only requests only: any non-GET request is described, not sent.
-    #[arg(long)]
+    #[arg(long, help = fm_core::DRY_RUN_RULE)]
     pub dry_run: bool,
     /// Run against the built-in simulated world (scenario: oom, connection-pool, bad-deploy, unknown, remediation-fails, flaky-context).
     #[arg(long, value_name = "SCENARIO")]
@@ -145,6 +151,9 @@ pub struct SandboxArgs {
     /// Answer without simulated latency.
     #[arg(long)]
     pub no_latency: bool,
+    /// Print the credentials and URLs as `export NAME=value` lines, then keep serving: redirect them to a file to use it as a --secrets file (or `source` it in a shell).
+    #[arg(long)]
+    pub env: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,11 +13,11 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
     let (p, source) = match load_pipeline(&args.pipeline, None) {
         Ok(x) => x,
         Err(LoadFailure::Unreadable(m)) => {
-            eprintln!("error: {m}");
+            errln!("error: {m}");
             return Ok(2);
         }
         Err(LoadFailure::Invalid(problems)) => {
-            eprint!(
+            errp!(
                 "{}",
                 render_problems(&args.pipeline.display().to_string(), &problems)
             );
@@ -29,7 +29,7 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
         GraphFormat::Mermaid => mermaid(&p, &doc),
         GraphFormat::Dot => dot(&p, &doc),
     };
-    print!("{text}");
+    crate::out::out(&text);
     Ok(0)
 }
 

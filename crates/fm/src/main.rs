@@ -1,5 +1,7 @@
 //! The `fm` binary.
 
+#[macro_use]
+mod out;
 mod cli;
 mod graph;
 mod input;
@@ -21,7 +23,7 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             std::process::exit(2);
         }
     };
@@ -37,7 +39,7 @@ fn main() {
                 let r = fm_components::builtin_registry();
                 for name in r.names() {
                     if let Some(c) = r.get(name) {
-                        println!("{name:<16} {}", c.summary());
+                        outln!("{name:<16} {}", c.summary());
                     }
                 }
                 Ok(0)
@@ -47,7 +49,7 @@ fn main() {
     let code = match code {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             2
         }
     };
@@ -65,21 +67,22 @@ async fn serve(args: &cli::ServeArgs) -> anyhow::Result<i32> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let config = match fm_server::config::load(&args.config) {
+    // Every problem of the config and of what it names, in one pass, one format, located.
+    let checked = match fm_server::check_file(&args.config) {
         Ok(c) => c,
         Err(problems) => {
-            eprint!(
+            errp!(
                 "{}",
                 validate::render_problems(&args.config.display().to_string(), &problems)
             );
-            eprintln!("error: the server was not started");
+            errln!("error: the server was not started");
             return Ok(2);
         }
     };
-    match fm_server::run_until_signal(config).await {
+    match fm_server::run_until_signal(checked).await {
         Ok(()) => Ok(0),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Ok(2)
         }
     }

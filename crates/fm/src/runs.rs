@@ -11,6 +11,7 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
         RunsCommand::List {
             store,
             status,
+            outcome,
             pipeline,
             service,
             limit,
@@ -19,7 +20,7 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
             let status = match status.as_deref() {
                 None => None,
                 Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-                    anyhow!("unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled")
+                    anyhow!("unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled (what a run achieved, such as escalated, is its outcome: --outcome {s})")
                 })?),
             };
             let store = fm_store::open(&store)
@@ -28,6 +29,7 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
             let page = store
                 .list_runs(&RunFilter {
                     status,
+                    outcome,
                     pipeline,
                     service,
                     limit: limit.clamp(1, 1000),
@@ -35,25 +37,31 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
                 })
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&page.items)?);
+                outln!("{}", serde_json::to_string_pretty(&page.items)?);
                 return Ok(0);
             }
             if page.items.is_empty() {
-                println!("no runs recorded yet");
+                outln!("no runs recorded yet");
                 return Ok(0);
             }
-            println!(
-                "{:<36}  {:<10}  {:<28}  {:<20}  {:>9}  created",
-                "id", "status", "pipeline", "service", "duration"
+            outln!(
+                "{:<36}  {:<10}  {:<22}  {:<28}  {:<20}  {:>9}  created",
+                "id",
+                "status",
+                "outcome",
+                "pipeline",
+                "service",
+                "duration"
             );
             for r in &page.items {
                 let dur = r
                     .duration_ms
                     .map_or("-".to_owned(), |d| format!("{:.1}s", d as f64 / 1000.0));
-                println!(
-                    "{:<36}  {:<10}  {:<28}  {:<20}  {:>9}  {}",
+                outln!(
+                    "{:<36}  {:<10}  {:<22}  {:<28}  {:<20}  {:>9}  {}",
                     r.id,
                     r.status.as_str(),
+                    r.outcome.as_deref().unwrap_or("-"),
                     r.pipeline,
                     r.service.as_deref().unwrap_or("-"),
                     dur,
@@ -67,26 +75,26 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
                 .await
                 .context("opening the run store")?;
             let Some(run) = store.get_run(&id).await? else {
-                eprintln!("error: no run '{id}' in the store");
+                errln!("error: no run '{id}' in the store");
                 return Ok(1);
             };
             let journal = store.journal(&id).await?;
             if json {
                 let mut v = serde_json::to_value(&run)?;
                 v["stages"] = serde_json::to_value(&journal)?;
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(0);
             }
             let s = &run.summary;
-            println!("run {}  {}  ({})", s.id, s.status.as_str(), s.pipeline);
-            println!(
+            outln!("run {}  {}  ({})", s.id, s.status.as_str(), s.pipeline);
+            outln!(
                 "  source {}  service {}  created {}",
                 s.source,
                 s.service.as_deref().unwrap_or("-"),
                 s.created_at
             );
             if s.attached_alerts > 0 {
-                println!(
+                outln!(
                     "  {} more alert(s) attached while it ran",
                     s.attached_alerts
                 );
@@ -130,13 +138,19 @@ pub async fn run(cmd: RunsCommand) -> anyhow::Result<i32> {
                     .as_deref()
                     .map(|m| format!("  {}", m.lines().next().unwrap_or("")))
                     .unwrap_or_default();
-                println!("  {id:<width$}  {status:<10}  {dur:>8}{err}");
+                outln!("  {id:<width$}  {status:<10}  {dur:>8}{err}");
             }
             if let Some(e) = &s.error {
-                println!("  error: {}", e.message);
+                outln!("  error: {}", e.message);
+            }
+            if let Some(o) = &s.outcome {
+                match &s.outcome_reason {
+                    Some(r) => outln!("  outcome: {o} — {r}"),
+                    None => outln!("  outcome: {o}"),
+                }
             }
             if let Some(out) = &run.output {
-                println!("output:\n{}", serde_json::to_string_pretty(out)?);
+                outln!("output:\n{}", serde_json::to_string_pretty(out)?);
             }
             Ok(0)
         }

@@ -42,7 +42,7 @@ pub async fn start_for_run(
     for (k, v) in sb.secrets() {
         secrets.set(k, v);
     }
-    eprintln!(
+    errln!(
         "sandbox: scenario '{}' simulated on {} (nothing real is contacted; the model is a rule-based simulation)",
         sb.scenario().name(),
         sb.base_url()
@@ -63,23 +63,43 @@ pub async fn serve(args: &SandboxArgs) -> anyhow::Result<i32> {
     })
     .await
     .with_context(|| format!("starting the sandbox on 127.0.0.1:{}", args.port))?;
-    println!(
-        "fm sandbox: scenario '{}' on {}",
-        sb.scenario().name(),
-        sb.base_url()
-    );
-    println!("  input keys for a pipeline:");
-    for (k, v) in sb.input_overrides() {
-        println!("    {k} = {}", fm_expr::to_text(&v));
+    let base = sb.base_url();
+    let secrets = sb.secrets();
+    if args.env {
+        // A shell can source these lines, and `fm run --secrets FILE` reads them as they are.
+        outln!(
+            "# fm sandbox: scenario '{}' on {base} (nothing real; press Ctrl-C to stop it)",
+            sb.scenario().name()
+        );
+        for (k, v) in sb.input_overrides() {
+            outln!("# input: {k} = {}", fm_expr::to_text(&v));
+        }
+        for (k, v) in &secrets {
+            outln!("export {k}={}", shell_quote(v));
+        }
+        errln!("fm sandbox: serving on {base}; press Ctrl-C to stop");
+    } else {
+        outln!("fm sandbox: scenario '{}' on {base}", sb.scenario().name());
+        outln!("  input keys for a pipeline:");
+        for (k, v) in sb.input_overrides() {
+            outln!("    {k} = {}", fm_expr::to_text(&v));
+        }
+        outln!("  credentials and URLs (the secrets pipelines read; stand-ins, not real):");
+        for (k, v) in &secrets {
+            outln!("    {k} = {v}");
+        }
+        outln!("  as a --secrets file or shell exports: fm sandbox --env > sandbox.env");
+        outln!("  requests received: GET {base}/_sandbox/requests");
+        outln!("press Ctrl-C to stop");
     }
-    println!(
-        "  requests received: GET {}/_sandbox/requests",
-        sb.base_url()
-    );
-    println!("press Ctrl-C to stop");
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     sb.shutdown().await;
     Ok(0)
+}
+
+/// `'value'` for a POSIX shell (a `'` inside becomes `'\''`).
+fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
 }

@@ -1,19 +1,28 @@
-//! `fm validate`: every problem of every file, as text or JSON.
+//! `fm validate`: every problem of every file, as text or JSON; the secrets each pipeline reads.
+//! With `--secrets`, the same checks `fm run` makes before it starts (every secret provided and
+//! maskable, the model configured for the stages that always run), so the two never disagree.
 
-use std::io::Write;
 use std::path::Path;
 
+use fm_core::model::compile::missing_secret_name;
 use fm_core::{CompileOptions, Problem, SecretSource, Source};
 use serde_json::json;
 
 use crate::cli::{Format, ValidateArgs};
+
+/// Where a pipeline's secrets come from, said once after the problems that name them.
+pub const SECRETS_HELP: &str = "the secrets are the credentials of the real systems the pipeline acts on: see \"Pointing it at real systems\" in docs/incident-response.md. To try it without them, run it against the simulated world: fm run FILE --sandbox oom";
 
 /// Loads a pipeline with the same checks `fm run` does.
 pub fn load_pipeline(
     path: &Path,
     secrets: Option<&SecretSource>,
 ) -> Result<(fm_core::Pipeline, Source), LoadFailure> {
-    load_pipeline_with(path, secrets, fm_components::LlmEnv::from_process_env())
+    let llm_env = match secrets {
+        Some(s) => fm_components::LlmEnv::from_secrets(s),
+        None => fm_components::LlmEnv::from_process_env(),
+    };
+    load_pipeline_with(path, secrets, llm_env)
 }
 
 /// [`load_pipeline`] with the generator's provider settings given (`--sandbox` points them at
@@ -33,13 +42,57 @@ pub fn load_pipeline_with(
     };
     match fm_core::load(&source, &opts) {
         Ok(p) => Ok((p, source)),
-        Err(problems) => Err(LoadFailure::Invalid(problems)),
+        Err(mut problems) => {
+            for p in &mut problems {
+                if let Some(name) = missing_secret_name(p) {
+                    p.hint = Some(format!(
+                        "put {name} in the --secrets file (JSON or KEY=value lines) or set the environment variable {name}"
+                    ));
+                }
+            }
+            Err(LoadFailure::Invalid(problems))
+        }
     }
 }
 
 pub enum LoadFailure {
     Unreadable(String),
     Invalid(Vec<Problem>),
+}
+
+/// What `fm run` checks before it starts besides the pipeline itself, as problems: secret
+/// values too short to mask, and the components' pre-flight (the model) for the stages every
+/// run executes.
+fn run_checks(p: &fm_core::Pipeline, secrets: &SecretSource) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for name in &p.secrets {
+        if let Some(why) = secrets
+            .get(name)
+            .and_then(|v| fm_core::secrets::unsafe_to_mask(&v))
+        {
+            problems.push(
+                Problem::new(
+                    "unsafe_secret",
+                    "$",
+                    format!("secret {name} is refused: {why}"),
+                )
+                .with_hint(
+                    "use the real credential; fm refuses values it cannot mask in its output",
+                ),
+            );
+        }
+    }
+    for (stage, message) in fm_core::exec::preflight_failures(p, false) {
+        problems.push(
+            Problem::new(
+                "preflight",
+                "$",
+                format!("stage '{stage}' cannot run: {message}"),
+            )
+            .with_stage(Some(&stage)),
+        );
+    }
+    problems
 }
 
 pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
@@ -50,43 +103,61 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     let mut any_invalid = false;
     let mut any_unreadable = false;
     let mut reports = Vec::new();
-    let mut out = std::io::stdout().lock();
     for file in &args.files {
-        match load_pipeline(file, secrets.as_ref()) {
+        let shown = file.display().to_string();
+        let loaded = load_pipeline(file, secrets.as_ref()).and_then(|(p, s)| {
+            let more = secrets
+                .as_ref()
+                .map(|s| run_checks(&p, s))
+                .unwrap_or_default();
+            if more.is_empty() {
+                Ok((p, s))
+            } else {
+                Err(LoadFailure::Invalid(more))
+            }
+        });
+        match loaded {
             Ok((p, _)) => {
+                let names: Vec<&String> = p.secrets.iter().collect();
                 if args.format == Format::Text {
-                    writeln!(out, "{}: ok ({} stages)", file.display(), p.stages.len())?;
+                    outln!("{shown}: ok ({} stages)", p.stages.len());
+                    if !names.is_empty() {
+                        let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+                        match &secrets {
+                            Some(_) => {
+                                outln!("  secrets it reads (all provided): {}", names.join(", "))
+                            }
+                            None => {
+                                outln!("  secrets it reads: {}", names.join(", "));
+                                outln!(
+                                    "  (not checked: `fm validate --secrets FILE` checks they are provided, as `fm run` will; `fm run --sandbox SCENARIO` provides stand-ins)"
+                                );
+                            }
+                        }
+                    }
                 }
-                reports.push(
-                    json!({"file": file.display().to_string(), "valid": true, "problems": []}),
-                );
+                reports
+                    .push(json!({"file": shown, "valid": true, "problems": [], "secrets": names}));
             }
             Err(LoadFailure::Unreadable(msg)) => {
                 any_unreadable = true;
-                eprintln!("error: {msg}");
-                reports.push(
-                    json!({"file": file.display().to_string(), "valid": false, "error": msg}),
-                );
+                errln!("error: {msg}");
+                reports.push(json!({"file": shown, "valid": false, "error": msg}));
             }
             Err(LoadFailure::Invalid(problems)) => {
                 any_invalid = true;
                 if args.format == Format::Text {
-                    write!(
-                        out,
-                        "{}",
-                        render_problems(&file.display().to_string(), &problems)
-                    )?;
+                    crate::out::out(&render_problems(&shown, &problems));
                 }
-                reports.push(json!({"file": file.display().to_string(), "valid": false, "problems": problems}));
+                reports.push(json!({"file": shown, "valid": false, "problems": problems}));
             }
         }
     }
     if args.format == Format::Json {
-        writeln!(
-            out,
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "files": reports }))?
-        )?;
+        );
     }
     Ok(if any_unreadable {
         2
@@ -97,7 +168,8 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// The text form: a header line, then each problem with its path, location, stage and hint.
+/// The text form: a header line, then each problem with its path, location, stage and hint;
+/// after missing secrets, once, where secrets come from.
 pub fn render_problems(file: &str, problems: &[Problem]) -> String {
     let mut s = format!(
         "{file}: {} problem{}\n",
@@ -105,9 +177,10 @@ pub fn render_problems(file: &str, problems: &[Problem]) -> String {
         if problems.len() == 1 { "" } else { "s" }
     );
     for p in problems {
+        let in_file = p.file.as_deref().unwrap_or(file);
         let loc = match (p.line, p.column) {
-            (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
-            _ => file.to_owned(),
+            (Some(l), Some(c)) => format!("{in_file}:{l}:{c}"),
+            _ => in_file.to_owned(),
         };
         s.push_str(&format!("  error[{}] {} at {}\n", p.code, p.path, loc));
         for line in p.message.lines() {
@@ -119,6 +192,9 @@ pub fn render_problems(file: &str, problems: &[Problem]) -> String {
         if let Some(h) = &p.hint {
             s.push_str(&format!("      hint: {h}\n"));
         }
+    }
+    if problems.iter().any(|p| missing_secret_name(p).is_some()) && !file.ends_with(".toml") {
+        s.push_str(&format!("  note: {}\n", SECRETS_HELP.replace("FILE", file)));
     }
     s
 }

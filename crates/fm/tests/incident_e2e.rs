@@ -111,8 +111,13 @@ async fn run(scenario: Scenario, how: How) -> Run {
     let input_file = dir.path().join("input.json");
     std::fs::write(&input_file, serde_json::to_string(&input).unwrap()).unwrap();
     let secrets: BTreeMap<String, String> = sb.secrets();
+    // The model's settings are read from the secrets file too: without a model, leave them out.
+    let file_secrets: BTreeMap<&String, &String> = secrets
+        .iter()
+        .filter(|(k, _)| !(how.no_llm && k.starts_with("OPENAI_")))
+        .collect();
     let secrets_file = dir.path().join("secrets.json");
-    std::fs::write(&secrets_file, serde_json::to_string(&secrets).unwrap()).unwrap();
+    std::fs::write(&secrets_file, serde_json::to_string(&file_secrets).unwrap()).unwrap();
     let artifacts = dir.path().join("artifacts");
 
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fm"));

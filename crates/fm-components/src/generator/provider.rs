@@ -32,7 +32,13 @@ pub struct LlmEnv {
 impl LlmEnv {
     /// Reads the process environment (empty values count as unset).
     pub fn from_process_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::from_secrets(&fm_core::SecretSource::from_env())
+    }
+
+    /// Reads the settings where a run reads its secrets: the secrets file (`--secrets`, the
+    /// server's `secrets_file`), then the environment. Empty values count as unset.
+    pub fn from_secrets(source: &fm_core::SecretSource) -> Self {
+        let var = |name: &str| source.get(name).filter(|v| !v.trim().is_empty());
         LlmEnv {
             provider: var("FM_LLM_PROVIDER"),
             model: var("FM_LLM_MODEL"),
@@ -188,9 +194,9 @@ pub(crate) struct StageChoice {
 }
 
 pub const NO_PROVIDER_HELP: &str =
-    "set OPENAI_API_KEY or ANTHROPIC_API_KEY; or, for a local OpenAI-compatible \
-server (Ollama, vLLM, llama.cpp, LM Studio), FM_LLM_PROVIDER=openai and OPENAI_BASE_URL (e.g. \
-http://localhost:11434/v1); or run with --sandbox for a simulated model";
+    "set OPENAI_API_KEY or ANTHROPIC_API_KEY (in the secrets file or the environment); or, for a \
+local OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio), FM_LLM_PROVIDER=openai and \
+OPENAI_BASE_URL (e.g. http://localhost:11434/v1); or run with --sandbox for a simulated model";
 
 /// Picks the provider (the stage's, else `FM_LLM_PROVIDER`, else whichever key is set, OpenAI
 /// first, else a configured OpenAI-compatible base URL), its endpoint, key and model.

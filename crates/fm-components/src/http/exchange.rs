@@ -440,7 +440,7 @@ fn describe_unsent(cx: &StageContext<'_>, req: &Request) -> Value {
         "dry_run": true,
         "sent": false,
         "status_code": null,
-        "note": format!("{line} (with --dry-run only GET, HEAD and OPTIONS requests are sent)"),
+        "note": format!("{line}: {}", fm_core::DRY_RUN_RULE),
         "request": {
             "method": req.method.as_str(),
             "url": req.url.as_str(),

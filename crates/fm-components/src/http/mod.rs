@@ -17,7 +17,7 @@
 //! no `expect_status` no status fails the stage (read `success`).
 //!
 //! Values interpolated into the URL are encoded for where they land (see [`url`]); with
-//! `--dry-run` only GET, HEAD and OPTIONS are sent and other methods are described instead.
+//! `--dry-run`, [`fm_core::DRY_RUN_RULE`].
 
 pub mod allow;
 mod exchange;

@@ -165,12 +165,49 @@ impl StageRuntime for RouterRuntime {
         true
     }
 
+    fn control(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn execute<'a>(&'a self, cx: &'a StageContext<'a>) -> BoxFuture<'a, Result<Value, StageError>> {
         Box::pin(async move { Ok(self.decide(cx)) })
     }
 }
 
 impl RouterRuntime {
+    /// The stages this router would select, if that can be told from `scope` alone (a scope
+    /// with only the run's input, before anything runs): `None` when a condition reads
+    /// something the scope does not have.
+    pub fn static_choice(&self, scope: &dyn fm_expr::Scope) -> Option<Vec<String>> {
+        let chosen: Option<&[String]> = match &self.value {
+            Some(value) => {
+                let v = value.render(scope).ok()?;
+                let v = fm_expr::to_text(&v).into_owned();
+                self.routes
+                    .iter()
+                    .find(|rt| rt.key.as_deref() == Some(v.as_str()))
+                    .map(|rt| rt.stages.as_slice())
+            }
+            None => {
+                let mut found = None;
+                for rt in &self.routes {
+                    let Some(cond) = &rt.condition else { continue };
+                    if is_truthy(&cond.render(scope).ok()?) {
+                        found = Some(rt.stages.as_slice());
+                        break;
+                    }
+                }
+                found
+            }
+        };
+        Some(
+            chosen
+                .or(self.default.as_deref())
+                .map(<[String]>::to_vec)
+                .unwrap_or_default(),
+        )
+    }
+
     fn decide(&self, cx: &StageContext<'_>) -> Value {
         let chosen: Option<(&str, &[String])> = match &self.value {
             Some(value) => {

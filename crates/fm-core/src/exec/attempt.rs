@@ -90,6 +90,13 @@ pub async fn run_stage(stage: &Stage, env: &AttemptEnv<'_, '_>) -> Settled {
                 attempts: attempt,
             };
         }
+        // From here the stage may change something outside: a stop must now give the run's
+        // catch and finally stages their chance to tell people (dry runs change nothing).
+        if !stage.idempotent && !env.dry_run {
+            if let Some(&i) = env.shared.index.get(id) {
+                env.shared.mark_acted(i);
+            }
+        }
         let result = match stage.timeout {
             Some(limit) => match tokio::time::timeout(limit, stage.runtime.execute(&cx)).await {
                 Ok(r) => r,

@@ -1,6 +1,12 @@
 //! The scheduler: starts each stage as soon as what it waits for has settled (no wave barrier),
 //! runs independent stages concurrently up to a limit, propagates skips, runs trycatch scopes,
 //! and stops the run deterministically on an uncaught failure.
+//!
+//! Stopping (a cancel, the run's time limit, an uncaught failure) keeps one promise: once a
+//! non-idempotent stage has started (it may have acted), the run does not end before the catch
+//! and finally stages of its running trycatch scopes have had their cleanup time to tell people.
+//! Nothing else starts; the running try stages are cancelled and count as the scope's failure,
+//! so the catch runs. A run that had not acted stops at once and sends nothing more.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -13,7 +19,7 @@ use futures::FutureExt;
 use serde_json::json;
 
 use crate::component::{ErrorKind, StageError};
-use crate::events::{EventKind, RunError};
+use crate::events::{Cleanup, EventKind, RunError, StopReport};
 use crate::exec::attempt::{run_stage, AttemptEnv, Settled};
 use crate::exec::emit::Emitter;
 use crate::exec::scope::{RunShared, StageView};
@@ -21,20 +27,16 @@ use crate::exec::CancelSignal;
 use crate::model::{Control, OnError, Pipeline, ScopeRole, Trigger};
 use crate::state::{RunStatus, SkipReason, StageStatus};
 
+mod stop;
+pub use stop::Limits;
+use stop::{Stop, StopState};
+
 /// Per-trycatch bookkeeping while its scope runs.
 #[derive(Default)]
 struct TryCatchState {
     try_failed: Option<(usize, StageError)>,
     catch_failed: Option<(usize, StageError)>,
     finally_failed: Option<(usize, StageError)>,
-}
-
-/// Why the run is stopping early.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Failed,
-    TimedOut,
-    Cancelled,
 }
 
 type StageFuture<'r> = BoxFuture<'r, (usize, Option<Settled>)>;
@@ -55,12 +57,14 @@ pub struct Driver<'p, 'r> {
     running: usize,
     fatal: Vec<(usize, StageError)>,
     stop: Option<Stop>,
+    stop_state: Option<StopState>,
     resume: Option<crate::durability::ResumeState>,
 }
 
 pub struct DriverResult {
     pub status: RunStatus,
     pub error: Option<RunError>,
+    pub stop: Option<StopReport>,
 }
 
 impl<'p, 'r> Driver<'p, 'r> {
@@ -99,6 +103,7 @@ impl<'p, 'r> Driver<'p, 'r> {
             running: 0,
             fatal: Vec::new(),
             stop: None,
+            stop_state: None,
             resume,
         }
     }
@@ -107,20 +112,40 @@ impl<'p, 'r> Driver<'p, 'r> {
         self.env.shared
     }
 
-    pub async fn run(mut self, deadline: Option<Instant>, cancel: &CancelSignal) -> DriverResult {
+    pub async fn run(mut self, limits: Limits, cancel: &CancelSignal) -> DriverResult {
         let mut futs: FuturesUnordered<StageFuture<'r>> = FuturesUnordered::new();
+        // A run cancelled before it starts (a server claiming a run whose cancel came first)
+        // starts nothing.
+        if cancel.is_cancelled() {
+            let cause = cancel
+                .request()
+                .map_or_else(|| "cancel requested".to_owned(), |r| r.reason);
+            self.begin_stop(
+                Stop::Cancelled,
+                cause,
+                limits.cleanup,
+                cancel.is_abandoned(),
+            );
+        }
         for i in self.p.topo_order.clone() {
             self.consider(i);
         }
         loop {
-            if self.stop.is_none() {
+            if self.stop.is_none() || self.cleanup_open() {
                 self.start_runnable(&mut futs);
             }
             if futs.is_empty() {
                 break;
             }
-            let sleep = async {
-                match deadline {
+            let run_deadline = async {
+                match limits.deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let cleanup_deadline = self.cleanup_deadline();
+            let cleanup_over = async {
+                match cleanup_deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
                     None => std::future::pending::<()>().await,
                 }
@@ -129,23 +154,30 @@ impl<'p, 'r> Driver<'p, 'r> {
                 Some((i, settled)) = futs.next() => {
                     self.running -= 1;
                     self.on_settled(i, settled);
-                    if self.stop == Some(Stop::Failed) {
+                    if self.stop == Some(Stop::Failed) && self.stop_state.is_none() {
                         // Collect every stage that finished at the same instant, so the reported
                         // cause does not depend on which of them the runtime polled first.
                         while let Some(Some((j, s))) = futs.next().now_or_never() {
                             self.running -= 1;
                             self.on_settled(j, s);
                         }
-                        self.abort_all();
+                        let first = self.fatal.iter().map(|(i, _)| *i).min().unwrap_or(i);
+                        let cause = format!("stage '{}' failed", self.p.stages[first].id);
+                        self.begin_stop(Stop::Failed, cause, limits.cleanup, cancel.is_abandoned());
                     }
                 }
-                () = sleep, if self.stop.is_none() => {
-                    self.stop = Some(Stop::TimedOut);
-                    self.abort_all();
+                () = run_deadline, if self.stop.is_none() => {
+                    self.begin_stop(Stop::TimedOut, limits.timeout_cause.clone(), limits.cleanup, cancel.is_abandoned());
                 }
                 () = cancel.cancelled(), if self.stop.is_none() => {
-                    self.stop = Some(Stop::Cancelled);
-                    self.abort_all();
+                    let cause = cancel.request().map_or_else(|| "cancel requested".to_owned(), |r| r.reason);
+                    self.begin_stop(Stop::Cancelled, cause, limits.cleanup, cancel.is_abandoned());
+                }
+                () = cleanup_over, if cleanup_deadline.is_some() => {
+                    self.end_cleanup(Cleanup::TimedOut);
+                }
+                () = cancel.abandoned(), if self.cleanup_open() => {
+                    self.end_cleanup(Cleanup::Abandoned);
                 }
             }
         }
@@ -160,6 +192,9 @@ impl<'p, 'r> Driver<'p, 'r> {
             if self.status[i] != StageStatus::Pending {
                 continue;
             }
+            if self.stop.is_some() && !self.cleanup_allows(i) {
+                continue;
+            }
             // Things may have changed while it waited for a slot (a sibling try stage failed).
             if let Decision::Skip(reason) = self.decide(i) {
                 self.settle_skipped(i, reason);
@@ -167,6 +202,9 @@ impl<'p, 'r> Driver<'p, 'r> {
             }
             self.status[i] = StageStatus::Running;
             self.started_at[i] = Some(Instant::now());
+            if let Some(s) = self.stop_state.as_mut() {
+                s.ran.push(i);
+            }
             let (handle, reg) = AbortHandle::new_pair();
             self.aborts[i] = Some(handle);
             let stage = &self.p.stages[i];
@@ -185,7 +223,10 @@ impl<'p, 'r> Driver<'p, 'r> {
 
     /// Decides whether pending stage `i` can run, must be skipped, or must wait.
     fn consider(&mut self, i: usize) {
-        if self.status[i] != StageStatus::Pending || self.queued[i] || self.stop.is_some() {
+        if self.status[i] != StageStatus::Pending || self.queued[i] {
+            return;
+        }
+        if self.stop.is_some() && !self.cleanup_allows(i) {
             return;
         }
         match self.decide(i) {
@@ -213,6 +254,10 @@ impl<'p, 'r> Driver<'p, 'r> {
         };
         let id = &self.p.stages[i].id;
         if let Some(j) = resume.settled.get(id).cloned() {
+            if !self.p.stages[i].idempotent {
+                // It ran in an earlier process: it may have acted.
+                self.shared().mark_acted(i);
+            }
             if j.succeeded {
                 self.settle_succeeded(
                     i,
@@ -229,6 +274,7 @@ impl<'p, 'r> Driver<'p, 'r> {
             return true;
         }
         if resume.in_flight.contains(id) && !self.p.stages[i].idempotent {
+            self.shared().mark_acted(i);
             let error = StageError::new(
                 ErrorKind::OutcomeUnknown,
                 format!(
@@ -360,6 +406,9 @@ impl<'p, 'r> Driver<'p, 'r> {
     fn start_trycatch(&mut self, t: usize) {
         self.status[t] = StageStatus::Running;
         self.started_at[t] = Some(Instant::now());
+        if let Some(s) = self.stop_state.as_mut() {
+            s.ran.push(t);
+        }
         self.emitter.emit(EventKind::StageStarted {
             stage: self.p.stages[t].id.clone(),
             attempt: 1,
@@ -459,16 +508,24 @@ impl<'p, 'r> Driver<'p, 'r> {
             Some(Settled::Failed { error, attempts }) => {
                 self.settle_failed(i, error, attempts, duration)
             }
-            None => self.settle_cancelled(i, Some(duration), self.cancel_reason(i)),
+            None => {
+                self.note_interrupted_try(i, true);
+                self.settle_cancelled(i, Some(duration), self.cancel_reason(i))
+            }
         }
     }
 
     fn cancel_reason(&self, i: usize) -> String {
-        match self.stop {
-            Some(Stop::TimedOut) => "the run timed out".into(),
-            Some(Stop::Cancelled) => "the run was cancelled".into(),
-            Some(Stop::Failed) => "another stage failed and the run stopped".into(),
-            None => match self.p.stages[i].scope {
+        let cause = self.stop_state.as_ref().map_or("", |s| s.cause.as_str());
+        match (self.stop, self.stop_state.as_ref().map(|s| s.phase)) {
+            (Some(_), Some(Err(Cleanup::TimedOut))) => {
+                "the run's cleanup time ran out before this stage finished".into()
+            }
+            (Some(_), Some(Err(Cleanup::Abandoned))) => "the run's cleanup was abandoned".into(),
+            (Some(Stop::TimedOut), _) => format!("the run timed out ({cause})"),
+            (Some(Stop::Cancelled), _) => format!("the run was cancelled ({cause})"),
+            (Some(Stop::Failed), _) => "another stage failed and the run stopped".into(),
+            (None, _) => match self.p.stages[i].scope {
                 Some(m) => format!(
                     "another try stage of '{}' failed",
                     self.p.stages[m.trycatch].id
@@ -565,8 +622,12 @@ impl<'p, 'r> Driver<'p, 'r> {
             fatal,
         });
         if fatal {
+            // Nothing more is considered from here; the run loop then stops the run (after
+            // collecting the failures of the same instant), giving cleanup time if it acted.
             self.fatal.push((i, error));
-            self.stop = Some(Stop::Failed);
+            if self.stop.is_none() {
+                self.stop = Some(Stop::Failed);
+            }
         }
         self.after_settle(i);
     }
@@ -636,7 +697,7 @@ impl<'p, 'r> Driver<'p, 'r> {
 
     /// Wakes everything whose decision may depend on stage `i`.
     fn after_settle(&mut self, i: usize) {
-        if self.stop.is_some() {
+        if self.stop.is_some() && !self.cleanup_open() {
             return;
         }
         if let Control::Router { targets } = &self.p.stages[i].control {
@@ -654,6 +715,12 @@ impl<'p, 'r> Driver<'p, 'r> {
     }
 
     fn finish(mut self) -> DriverResult {
+        // A cleanup that ran out of work has completed.
+        if let Some(s) = self.stop_state.as_mut() {
+            if s.phase.is_ok() {
+                s.phase = Err(Cleanup::Completed);
+            }
+        }
         // Whatever has not settled now never will: the run stopped.
         for i in self.p.topo_order.clone() {
             if !self.status[i].is_terminal() {
@@ -670,13 +737,14 @@ impl<'p, 'r> Driver<'p, 'r> {
                 self.settle_cancelled(i, started, reason);
             }
         }
+        let report = self.stop_report();
         let (status, error) = match self.stop {
             Some(Stop::TimedOut) => (
                 RunStatus::TimedOut,
                 Some(RunError {
                     stage: None,
                     kind: "timeout".into(),
-                    message: "the run exceeded its --timeout; running stages were cancelled".into(),
+                    message: self.stop_message("the run timed out", report.as_ref()),
                 }),
             ),
             Some(Stop::Cancelled) => (
@@ -684,7 +752,7 @@ impl<'p, 'r> Driver<'p, 'r> {
                 Some(RunError {
                     stage: None,
                     kind: "cancelled".into(),
-                    message: "the run was cancelled; running stages were cancelled".into(),
+                    message: self.stop_message("the run was cancelled", report.as_ref()),
                 }),
             ),
             _ if !self.fatal.is_empty() => {
@@ -702,7 +770,11 @@ impl<'p, 'r> Driver<'p, 'r> {
             }
             _ => (RunStatus::Succeeded, None),
         };
-        DriverResult { status, error }
+        DriverResult {
+            status,
+            error,
+            stop: report,
+        }
     }
 }
 

@@ -136,11 +136,27 @@ pub fn redact(kind: EventKind, r: &Redactor) -> EventKind {
             stage,
             message: s(message),
         },
+        EventKind::RunStopping {
+            status,
+            cause,
+            acted,
+            cleanup_scopes,
+            cleanup_ms,
+        } => EventKind::RunStopping {
+            status,
+            cause: s(cause),
+            acted,
+            cleanup_scopes,
+            cleanup_ms,
+        },
         EventKind::RunFinished {
             status,
             output,
             error,
             duration_ms,
+            outcome,
+            outcome_reason,
+            stop,
         } => EventKind::RunFinished {
             status,
             output: output.map(v),
@@ -149,6 +165,12 @@ pub fn redact(kind: EventKind, r: &Redactor) -> EventKind {
                 e
             }),
             duration_ms,
+            outcome,
+            outcome_reason: outcome_reason.map(s),
+            stop: stop.map(|mut st| {
+                st.cause = r.redact_str(&st.cause);
+                st
+            }),
         },
         other @ EventKind::StageStarted { .. } => other,
     }

@@ -1,25 +1,29 @@
 //! Running a compiled pipeline: input checks, secrets, preflight, the driver, the run's output.
 
 mod attempt;
+mod cancel;
 mod driver;
 mod emit;
+mod outcome;
+mod reach;
 pub mod scope;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use fm_expr::Value;
 use serde_json::Map;
-use tokio::sync::watch;
 
 use crate::events::{EventKind, EventSink, RunError};
 use crate::model::{OutputSpec, Pipeline};
 use crate::record::{RecordBuilder, RunRecord};
-use crate::secrets::{SecretSource, Secrets};
+use crate::secrets::{SecretProblems, SecretSource, Secrets};
 use crate::state::RunStatus;
 
+pub use cancel::{CancelRequest, CancelSignal};
 pub use emit::redact;
 pub use scope::OverlayScope;
 
@@ -32,6 +36,10 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// The whole run's time limit.
     pub timeout: Option<Duration>,
+    /// After a stop (cancel, time limit, uncaught failure) that comes once a non-idempotent
+    /// stage has started: how long the catch and finally stages of the running trycatch scopes
+    /// get to run (to tell people) before everything is stopped. Zero: no cleanup.
+    pub cleanup_timeout: Duration,
     pub dry_run: bool,
     pub artifacts_dir: Option<PathBuf>,
     pub cancel: CancelSignal,
@@ -50,6 +58,7 @@ impl Default for RunOptions {
             run_id: None,
             concurrency: DEFAULT_CONCURRENCY,
             timeout: None,
+            cleanup_timeout: DEFAULT_CLEANUP_TIMEOUT,
             dry_run: false,
             artifacts_dir: None,
             cancel: CancelSignal::new(),
@@ -62,46 +71,19 @@ impl Default for RunOptions {
 
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
-/// Cancels a run from outside (Ctrl-C, an API call). Cloneable; cancelling is idempotent.
-#[derive(Clone, Debug)]
-pub struct CancelSignal {
-    tx: Arc<watch::Sender<bool>>,
-}
-
-impl Default for CancelSignal {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl CancelSignal {
-    pub fn new() -> Self {
-        CancelSignal {
-            tx: Arc::new(watch::channel(false).0),
-        }
-    }
-
-    pub fn cancel(&self) {
-        self.tx.send_replace(true);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        *self.tx.borrow()
-    }
-
-    pub async fn cancelled(&self) {
-        let mut rx = self.tx.subscribe();
-        let _ = rx.wait_for(|c| *c).await;
-    }
-}
+/// The default [`RunOptions::cleanup_timeout`]: enough for a page and a chat message through a
+/// slow network, short enough that a stuck notification does not hold a stopping run for long.
+pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a run could not start. Nothing was executed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("the input does not match the pipeline's input schema:\n{}", .0.join("\n"))]
     InvalidInput(Vec<String>),
-    #[error("missing secrets: {}. Put them in the --secrets file (JSON or KEY=value lines) or set environment variables of the same names", .0.join(", "))]
-    MissingSecrets(Vec<String>),
+    /// Secrets not provided, or too short to mask safely. Callers add where secrets come from
+    /// in their configuration (`--secrets`, `secrets_file`).
+    #[error("{0}")]
+    Secrets(SecretProblems),
     #[error("stage '{stage}' cannot run: {message}")]
     Preflight { stage: String, message: String },
 }
@@ -161,9 +143,7 @@ pub struct Prepared {
 /// Input defaults and validation, secrets (only the referenced names), env, component preflight.
 pub fn prepare(p: &Pipeline, input: Value, source: &SecretSource) -> Result<Prepared, StartError> {
     let input = prepare_input(p, input)?;
-    let secrets = source
-        .resolve(&p.secrets)
-        .map_err(StartError::MissingSecrets)?;
+    let secrets = source.resolve(&p.secrets).map_err(StartError::Secrets)?;
     let env = p
         .env
         .iter()
@@ -177,6 +157,37 @@ pub fn prepare(p: &Pipeline, input: Value, source: &SecretSource) -> Result<Prep
         secrets,
         env,
     })
+}
+
+/// The input as a run would see it: JSON-Schema `default`s filled in (objects, recursively).
+pub fn input_with_defaults(p: &Pipeline, mut input: Value) -> Value {
+    if let Some(schema) = &p.input_schema {
+        apply_defaults(&schema.raw, &mut input);
+    }
+    input
+}
+
+/// [`preflight_failures`] for a server whose runs start from known inputs (a trigger's
+/// `input_defaults`, with the schema's defaults): a stage that a router reading only the input
+/// leaves out for every one of them is not checked (the incident pipeline's model stages when
+/// every trigger sets `analysis_mode = "rules_only"`). With no inputs, every stage is checked.
+pub fn preflight_failures_for_inputs(p: &Pipeline, inputs: &[Value]) -> Vec<(String, String)> {
+    if inputs.is_empty() {
+        return preflight_failures(p, true);
+    }
+    let mut reachable = vec![false; p.stages.len()];
+    for input in inputs {
+        let input = input_with_defaults(p, input.clone());
+        for (i, r) in reach::reachable_given(p, &input).into_iter().enumerate() {
+            reachable[i] |= r;
+        }
+    }
+    p.stages
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| reachable[*i])
+        .filter_map(|(_, s)| s.runtime.preflight().err().map(|m| (s.id.clone(), m)))
+        .collect()
 }
 
 /// Components' own pre-run checks (an LLM provider is configured, ...), as (stage, message).
@@ -230,6 +241,12 @@ pub async fn run(
         provisional: (0..p.stages.len()).map(|_| Mutex::new(None)).collect(),
         secrets: prepared.secrets,
         env: prepared.env,
+        dry_run: opts.dry_run,
+        acted: (0..p.stages.len())
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+        end: OnceLock::new(),
+        outcome: OnceLock::new(),
     };
     let ledger: Arc<dyn crate::durability::BudgetLedger> = opts
         .budgets
@@ -243,10 +260,46 @@ pub async fn run(
         budgets: ledger.as_ref(),
         journal: opts.journal.as_deref(),
     };
-    let deadline = opts.timeout.map(|t| started + t);
+    let limits = driver::Limits {
+        deadline: opts.timeout.map(|t| started + t),
+        timeout_cause: opts.timeout.map_or_else(String::new, |t| {
+            format!(
+                "its time limit of {} elapsed",
+                humantime::format_duration(t)
+            )
+        }),
+        cleanup: opts.cleanup_timeout,
+    };
     let result = driver::Driver::new(p, &env, &emitter, opts.concurrency, opts.resume.clone())
-        .run(deadline, &opts.cancel)
+        .run(limits, &opts.cancel)
         .await;
+
+    // The outcome is evaluated over the run as it ended (the output may read it).
+    let error_value = result
+        .error
+        .as_ref()
+        .and_then(|e| serde_json::to_value(e).ok())
+        .unwrap_or(Value::Null);
+    let _ = shared
+        .end
+        .set((Value::from(result.status.as_str()), error_value));
+    let acted = result.stop.as_ref().map_or_else(
+        || (0..p.stages.len()).any(|i| shared.has_acted(i)),
+        |s| !s.acted.is_empty(),
+    );
+    let cancel_request = opts.cancel.request();
+    let outcome = outcome::evaluate(
+        p,
+        &shared,
+        &emitter,
+        result.status,
+        cancel_request.as_ref(),
+        acted,
+    );
+    let _ = shared.outcome.set((
+        outcome.value.clone().map_or(Value::Null, Value::String),
+        outcome.reason.clone().map_or(Value::Null, Value::String),
+    ));
 
     let (status, output, error) = match result.status {
         RunStatus::Succeeded => match evaluate_output(p, &shared) {
@@ -268,6 +321,9 @@ pub async fn run(
         output,
         error,
         duration_ms: shared.elapsed_ms(),
+        outcome: outcome.value,
+        outcome_reason: outcome.reason,
+        stop: result.stop,
     });
     drop(emitter);
     match builder.into_inner() {

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -31,11 +32,31 @@ pub struct RunShared<'p> {
     pub provisional: Vec<Mutex<Option<Value>>>,
     pub secrets: crate::secrets::Secrets,
     pub env: BTreeMap<String, String>,
+    pub dry_run: bool,
+    /// Per stage: a non-idempotent attempt began (it may have acted). Set by the attempt just
+    /// before it executes; read by the driver when the run is stopped.
+    pub acted: Vec<AtomicBool>,
+    /// `execution.status` and `execution.error`, once the run has ended.
+    pub end: OnceLock<(Value, Value)>,
+    /// `execution.outcome` and `execution.outcome_reason`, once evaluated.
+    pub outcome: OnceLock<(Value, Value)>,
 }
 
 impl RunShared<'_> {
     pub fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn mark_acted(&self, stage: usize) {
+        if let Some(a) = self.acted.get(stage) {
+            a.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub fn has_acted(&self, stage: usize) -> bool {
+        self.acted
+            .get(stage)
+            .is_some_and(|a| a.load(Ordering::SeqCst))
     }
 }
 
@@ -84,6 +105,14 @@ impl Scope for RunScope<'_, '_> {
                 "pipeline" => Value::String(s.pipeline.to_owned()),
                 "started_at" => Value::String(s.started_at_rfc3339.clone()),
                 "duration_ms" => Value::from(s.elapsed_ms()),
+                "dry_run" => Value::Bool(s.dry_run),
+                "status" => s
+                    .end
+                    .get()
+                    .map_or_else(|| Value::String("running".into()), |(st, _)| st.clone()),
+                "error" => s.end.get().map_or(Value::Null, |(_, e)| e.clone()),
+                "outcome" => s.outcome.get().map_or(Value::Null, |(o, _)| o.clone()),
+                "outcome_reason" => s.outcome.get().map_or(Value::Null, |(_, r)| r.clone()),
                 _ => return None,
             })),
         }

@@ -11,6 +11,8 @@ use crate::component::Registry;
 use crate::model::dialect::{self, Dialect};
 use crate::model::flowmason;
 use crate::model::graph::{has_bit, Graph};
+use crate::model::input_paths::check_input_paths;
+use crate::model::outcome::read_outcome;
 use crate::model::path::index_path;
 use crate::model::pipeline::{
     Control, InputSchema, OutputSpec, Pipeline, ScopeMembership, ScopeRole, Stage,
@@ -29,7 +31,8 @@ pub struct CompileOptions<'a> {
     pub secret_available: Option<&'a dyn Fn(&str) -> bool>,
 }
 
-const TOP_KEYS_HINT: &str = "a pipeline has: name, version, description, input, output, stages";
+const TOP_KEYS_HINT: &str =
+    "a pipeline has: name, version, description, input, output, outcome, stages";
 
 pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<Problem>> {
     let Value::Object(top) = doc else {
@@ -90,6 +93,7 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
         None => None,
     };
     let output_raw = r.raw("output", &[]);
+    let outcome = read_outcome(&mut r);
     let output_stage = r.string("output_stage_id", &[]);
     if !r.has("stages", &[]) {
         r.missing("stages");
@@ -149,6 +153,9 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
     };
     let ancestors = graph.ancestors(&topo_nodes, stages.len());
     let (secrets, env) = check_template_refs(&cx, &index, &stages, &ancestors, opts, &mut problems);
+    if let Some(schema) = &input_schema {
+        check_input_paths(&cx, &schema.raw, &mut problems);
+    }
 
     let output = match (output_template, output_stage) {
         (Some(t), _) => OutputSpec::Template(t),
@@ -178,6 +185,7 @@ pub fn compile(doc: &Value, opts: &CompileOptions<'_>) -> Result<Pipeline, Vec<P
         description,
         input_schema,
         output,
+        outcome,
         stages,
         index,
         topo_order,
@@ -703,6 +711,7 @@ fn check_template_refs_by_name(
     opts: &CompileOptions<'_>,
     problems: &mut Vec<Problem>,
 ) {
+    let mut missing = MissingSecrets::default();
     for t in &cx.templates {
         for r in &t.references {
             match &r.root {
@@ -714,31 +723,83 @@ fn check_template_refs_by_name(
                         index,
                     ));
                 }
-                RefRoot::Secret(name) => check_secret(name, t, opts, problems),
+                RefRoot::Secret(name) => missing.note(name, t, opts),
                 RefRoot::Var(name) => check_var(name, &r.path, t, cx.dialect, problems),
                 _ => {}
             }
         }
     }
+    missing.into_problems(problems);
 }
 
-fn check_secret(
-    name: &str,
-    t: &crate::model::reader::TemplateUse,
-    opts: &CompileOptions<'_>,
-    problems: &mut Vec<Problem>,
-) {
-    if let Some(available) = opts.secret_available {
+/// Secrets read by templates that are not available, each once: the first place that reads
+/// it, and every stage that does.
+#[derive(Default)]
+struct MissingSecrets {
+    by_name: Vec<(String, String, Vec<String>)>,
+}
+
+impl MissingSecrets {
+    fn note(
+        &mut self,
+        name: &str,
+        t: &crate::model::reader::TemplateUse,
+        opts: &CompileOptions<'_>,
+    ) {
+        let Some(available) = opts.secret_available else {
+            return;
+        };
+        if let Some((_, _, stages)) = self.by_name.iter_mut().find(|(n, _, _)| n == name) {
+            if let Some(s) = &t.stage {
+                if !stages.contains(s) {
+                    stages.push(s.clone());
+                }
+            }
+            return;
+        }
         if !available(name) {
+            self.by_name.push((
+                name.to_owned(),
+                t.path.clone(),
+                t.stage.iter().cloned().collect(),
+            ));
+        }
+    }
+
+    fn into_problems(self, problems: &mut Vec<Problem>) {
+        for (name, path, stages) in self.by_name {
+            let read_by = match stages.len() {
+                0 => String::new(),
+                1 => format!(" (read by stage '{}')", stages[0]),
+                _ => format!(" (read by stages {})", stages.join(", ")),
+            };
             problems.push(
-                Problem::new("missing_secret", t.path.clone(), format!("secret '{name}' is not provided"))
-                    .with_stage(t.stage.as_deref())
-                    .with_hint(format!(
-                        "put {name} in the --secrets file (JSON or KEY=value lines) or set the environment variable {name}"
-                    )),
+                Problem::new(
+                    MISSING_SECRET,
+                    path,
+                    format!("secret '{name}' is not provided{read_by}"),
+                )
+                .with_stage(stages.first().map(String::as_str))
+                .with_hint(format!(
+                    "put {name} in the --secrets file (JSON or KEY=value lines) or set the environment variable {name}"
+                )),
             );
         }
     }
+}
+
+/// The problem code of a secret that is not provided (callers word its hint for their own
+/// configuration: `--secrets`, `secrets_file`).
+pub const MISSING_SECRET: &str = "missing_secret";
+
+/// The secret a [`MISSING_SECRET`] problem is about.
+pub fn missing_secret_name(p: &Problem) -> Option<&str> {
+    if p.code != MISSING_SECRET {
+        return None;
+    }
+    p.message
+        .strip_prefix("secret '")
+        .and_then(|rest| rest.split('\'').next())
 }
 
 fn check_var(
@@ -801,6 +862,7 @@ fn check_template_refs(
 ) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut secrets = BTreeSet::new();
     let mut env = BTreeSet::new();
+    let mut missing = MissingSecrets::default();
     for t in &cx.templates {
         let reader = t.stage.as_deref().and_then(|s| index.get(s).copied());
         for r in &t.references {
@@ -837,7 +899,7 @@ fn check_template_refs(
                 }
                 RefRoot::Secret(name) => {
                     secrets.insert(name.clone());
-                    check_secret(name, t, opts, problems);
+                    missing.note(name, t, opts);
                 }
                 RefRoot::Env(name) => {
                     env.insert(name.clone());
@@ -847,6 +909,7 @@ fn check_template_refs(
             }
         }
     }
+    missing.into_problems(problems);
     (secrets, env)
 }
 

@@ -4,6 +4,8 @@ pub mod compile;
 pub mod dialect;
 pub mod flowmason;
 pub mod graph;
+mod input_paths;
+mod outcome;
 pub mod path;
 pub mod pipeline;
 pub mod reader;

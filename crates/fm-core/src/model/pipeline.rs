@@ -23,6 +23,9 @@ pub struct Pipeline {
     /// The input's JSON Schema, checked before any stage runs.
     pub input_schema: Option<InputSchema>,
     pub output: OutputSpec,
+    /// `outcome`: what the run achieved, in the pipeline's own words (`escalated`,
+    /// `auto_remediated`, ...), evaluated when the run ends, whatever its status.
+    pub outcome: Option<OutcomeSpec>,
     pub stages: Vec<Stage>,
     pub index: HashMap<String, usize>,
     /// Stage indexes in an order where every stage comes after everything it waits for.
@@ -44,6 +47,18 @@ impl std::fmt::Debug for InputSchema {
             .field("raw", &self.raw)
             .finish()
     }
+}
+
+/// The pipeline's `outcome` declaration.
+#[derive(Debug)]
+pub struct OutcomeSpec {
+    /// Renders to a string (the outcome) or null (none: the status says it all).
+    pub value: Template,
+    /// Why, in a sentence: shown beside the outcome (`outcome: escalated — <reason>`).
+    pub reason: Option<Template>,
+    /// The values `value` may take, when declared: anything else is recorded as no outcome,
+    /// with a warning (dashboards and alerts count on a closed set).
+    pub values: Option<Vec<String>>,
 }
 
 #[derive(Debug)]

@@ -95,7 +95,11 @@ pub(crate) fn build(text: &str) -> Postmortem {
         _ => None,
     };
 
-    let mut timeline = Vec::new();
+    // Entries with the time they happened (seconds since the epoch) where the prompt gives it;
+    // triage and remediation happened during this run, just before the resolution. Sorted, so
+    // the draft reads in order even when the alert is replayed from an old sample.
+    let resolved_at = resolved.as_deref().and_then(parse_rfc3339);
+    let mut timeline: Vec<(Option<f64>, String, String)> = Vec::new();
     if let Some(d) = ev.deploys.iter().min_by(|a, b| {
         a.age_minutes
             .partial_cmp(&b.age_minutes)
@@ -109,22 +113,30 @@ pub(crate) fn build(text: &str) -> Postmortem {
             .map(|a| format!(" ({} before this draft)", humanize_secs(a * 60.0)))
             .unwrap_or_default();
         timeline.push((
+            d.deployed_at,
             when.unwrap_or_else(|| "earlier".into()),
             format!("Most recent deploy of {service}: {}{ago}", d.version),
         ));
     }
     timeline.push((
+        triggered.as_deref().and_then(parse_rfc3339),
         triggered.clone().unwrap_or_else(|| "T+0".into()),
         format!("Alert fired: {incident}"),
     ));
     timeline.push((
+        resolved_at.map(|r| r - 0.002),
         "shortly after".into(),
         "Automated triage gathered logs, metrics and recent deploys and identified the likely root cause".into(),
     ));
     if let Some(a) = &action {
-        timeline.push(("next".into(), format!("Remediation: {a}")));
+        timeline.push((
+            resolved_at.map(|r| r - 0.001),
+            "next".into(),
+            format!("Remediation: {a}"),
+        ));
     }
     timeline.push((
+        resolved_at,
         resolved.clone().unwrap_or_else(|| "pending".into()),
         if resolved.is_some() {
             "Service healthy again; incident resolved".into()
@@ -132,6 +144,20 @@ pub(crate) fn build(text: &str) -> Postmortem {
             "Resolution pending".into()
         },
     ));
+    // An entry without a time keeps its place after the one before it.
+    let mut last = f64::NEG_INFINITY;
+    for entry in &mut timeline {
+        match entry.0 {
+            Some(t) => last = t,
+            None => entry.0 = Some(last),
+        }
+    }
+    timeline.sort_by(|a, b| {
+        a.0.unwrap_or(f64::NEG_INFINITY)
+            .partial_cmp(&b.0.unwrap_or(f64::NEG_INFINITY))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let timeline: Vec<(String, String)> = timeline.into_iter().map(|(_, w, e)| (w, e)).collect();
 
     let mut summary = format!("{service} was affected by: {incident}.");
     summary.push_str(&format!(" Root cause: {}", root.trim_end_matches('.')));
@@ -276,5 +302,26 @@ mod tests {
         assert!(md.contains("v2.8.3"));
         assert!(md.contains("Time to resolve: 79 seconds"));
         assert!(md.contains("heap dump"));
+    }
+
+    #[test]
+    fn the_timeline_is_in_order_when_the_alert_is_replayed_from_an_old_sample() {
+        // The reference's sample alert is from 2024; the deploy list is relative to now.
+        let prompt = "Service: payment-service\nIncident: High memory usage\nRoot Cause: leak\nTriggered: 2024-01-15T03:42:00Z\nResolved: 2026-06-01T10:00:00Z\nAction Taken: service_restart\nRecent deploys: [{\"id\": \"d1\", \"version\": \"v2.8.3\", \"deployed_at\": \"2026-05-29T10:00:00Z\", \"age_minutes\": 4320}]";
+        let p = build(prompt);
+        let order: Vec<&str> = p.timeline.iter().map(|(_, e)| e.as_str()).collect();
+        let at = |needle: &str| {
+            order
+                .iter()
+                .position(|e| e.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} missing in {order:?}"))
+        };
+        assert!(at("Alert fired") < at("Most recent deploy"), "{order:?}");
+        assert!(
+            at("Most recent deploy") < at("Automated triage"),
+            "{order:?}"
+        );
+        assert!(at("Automated triage") < at("Remediation"), "{order:?}");
+        assert!(at("Remediation") < at("Service healthy again"), "{order:?}");
     }
 }

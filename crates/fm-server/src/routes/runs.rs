@@ -75,6 +75,7 @@ pub async fn create(
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
+    outcome: Option<String>,
     pipeline: Option<String>,
     service: Option<String>,
     limit: Option<u32>,
@@ -91,7 +92,7 @@ pub async fn list(
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled"
+                "unknown status '{s}'; use queued, running, succeeded, failed, timed_out or cancelled (what a run achieved, such as escalated, is its outcome: ?outcome={s})"
             ))
         })?),
     };
@@ -99,6 +100,7 @@ pub async fn list(
         .store
         .list_runs(&RunFilter {
             status,
+            outcome: q.outcome,
             pipeline: q.pipeline,
             service: q.service,
             limit: q.limit.unwrap_or(50).clamp(1, 1000),
